@@ -1,0 +1,54 @@
+"""The three tables every layer shares: items, events and impressions (DESIGN.md, "Files").
+
+Ids are int64 everywhere. Timestamps are UTC milliseconds. ``attributes`` is a JSON object of
+string keys and string values, stored as a string so that Parquet and CSV carry it alike.
+Positions in a slate count from 0 (the top or leftmost slot).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "purchase")
+"""Allowed values of ``events.event``, weakest to strongest signal."""
+
+TS = pa.timestamp("ms", tz="UTC")
+
+ITEMS = pa.schema(
+    [
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("category", pa.string()),
+        pa.field("brand", pa.string()),
+        pa.field("price", pa.float64()),
+        pa.field("attributes", pa.string()),
+    ],
+    metadata={"serendip.table": "items", "serendip.schema_version": "1"},
+)
+
+EVENTS = pa.schema(
+    [
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("ts", TS, nullable=False),
+        pa.field("event", pa.string(), nullable=False),
+    ],
+    metadata={"serendip.table": "events", "serendip.schema_version": "1"},
+)
+
+IMPRESSIONS = pa.schema(
+    [
+        pa.field("impression_id", pa.string(), nullable=False),
+        pa.field("ts", TS, nullable=False),
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("policy", pa.string(), nullable=False),
+        pa.field("item_id", pa.int64(), nullable=False),
+        pa.field("position", pa.int32(), nullable=False),
+        pa.field("propensity", pa.float64(), nullable=False),
+        pa.field("score", pa.float64()),
+        pa.field("reward", pa.float64(), nullable=False),
+    ],
+    metadata={"serendip.table": "impressions", "serendip.schema_version": "1"},
+)
+
+SCHEMAS: dict[str, pa.Schema] = {"items": ITEMS, "events": EVENTS, "impressions": IMPRESSIONS}

@@ -1,0 +1,3 @@
+from serendip.cli import main
+
+raise SystemExit(main())

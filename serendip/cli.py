@@ -1,0 +1,54 @@
+"""The ``serendip`` command: a thin dispatcher onto each layer's typed config and entry function.
+
+Each command maps to ``(module, Config dataclass, function)``. ``tyro`` turns the dataclass into
+flags, so the CLI, ``python -m <layer>`` and the Serve YAML all share one definition of every
+option. Modules are imported lazily so that ``serendip simulate`` never pays for Ray or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command words -> "module:ConfigClass:function". The function takes the parsed config.
+COMMANDS: dict[tuple[str, ...], str] = {
+    ("simulate",): "recsys.simulator.cli:SimulateConfig:simulate",
+    ("summarize",): "recsys.data.summary:SummarizeConfig:summarize",
+}
+
+USAGE = "usage: serendip {" + ",".join(" ".join(c) for c in COMMANDS) + "} [--help]"
+
+
+def resolve(argv: list[str]) -> tuple[tuple[str, ...], list[str]]:
+    """Find the longest command prefix of argv; return it and the remaining arguments."""
+    for n in (2, 1):
+        words = tuple(argv[:n])
+        if words in COMMANDS:
+            return words, argv[n:]
+    raise SystemExit(f"{USAGE}\nunknown command: {' '.join(argv[:2]) or '(none)'}")
+
+
+def run(words: tuple[str, ...], rest: list[str]) -> object:
+    """Parse ``rest`` into the command's config dataclass and call its function."""
+    import tyro
+
+    module_name, config_name, func_name = COMMANDS[words].split(":")
+    module = importlib.import_module(module_name)
+    config_cls = getattr(module, config_name)
+    config = tyro.cli(config_cls, args=rest, prog="serendip " + " ".join(words))
+    return getattr(module, func_name)(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``serendip`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    words, rest = resolve(argv)
+    result = run(words, rest)
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

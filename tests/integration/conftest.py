@@ -1,0 +1,50 @@
+"""One real local Ray per test session (2 CPUs, loopback only), shared by every integration test.
+
+Tests that need Ray take the ``ray_session`` fixture; tests that need Serve take ``serve_port``.
+``TRAIN_DRIVER`` is a custom resource for Tune trials that drive a Train run (RAY_NOTES.md:
+a 1-CPU trial plus 1-CPU workers never schedules on 2 CPUs).
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        resources={"TRAIN_DRIVER": 4},
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=free_port(),
+        log_to_driver=False,
+    )
+    yield ray
+    try:
+        from ray import serve
+
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def serve_port(ray_session) -> int:
+    """Start Serve once per session on a free loopback port and return that port."""
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    return port
