@@ -14,6 +14,8 @@ import sys
 COMMANDS: dict[tuple[str, ...], str] = {
     ("simulate",): "recsys.simulator.cli:SimulateConfig:simulate",
     ("summarize",): "recsys.data.summary:SummarizeConfig:summarize",
+    ("evaluate",): "recsys.ope.evaluate:EvaluateConfig:evaluate",
+    ("serve",): "serving.app:ServeConfig:serve_main",
 }
 
 USAGE = "usage: serendip {" + ",".join(" ".join(c) for c in COMMANDS) + "} [--help]"
