@@ -16,6 +16,15 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("summarize",): "recsys.data.summary:SummarizeConfig:summarize",
     ("evaluate",): "recsys.ope.evaluate:EvaluateConfig:evaluate",
     ("serve",): "serving.app:ServeConfig:serve_main",
+    ("train",): "training.trainer:TrainConfig:train",
+    ("tune", "hparams"): "tuning.hparams:HparamSweepConfig:tune_hparams",
+    ("tune", "exploration"): "tuning.exploration:ExplorationSweepConfig:tune_exploration",
+    ("submit",): "cluster.submit:SubmitConfig:submit",
+    ("jobs", "list"): "cluster.jobs:JobsListConfig:list_jobs",
+    ("jobs", "logs"): "cluster.jobs:JobsLogsConfig:job_logs",
+    ("jobs", "stop"): "cluster.jobs:JobsStopConfig:stop_job",
+    ("manifests",): "cluster.manifests:ManifestsConfig:manifests",
+    ("demo",): "serendip.demo:DemoConfig:demo",
 }
 
 USAGE = "usage: serendip {" + ",".join(" ".join(c) for c in COMMANDS) + "} [--help]"

@@ -1,0 +1,148 @@
+"""What Ray Train costs: the same MiniLM fine-tuning, same data, same steps, under Ray Train
+(1 worker) and in a plain single-process PyTorch loop; then with 2 workers; and how far it is from
+the hardware limit (model FLOPs utilization against a matmul peak measured in this process).
+
+Both runs execute the same ``training.loop.train_loop``: the plain one through a local session
+(no Ray at all), the Ray one inside ``TorchTrainer``. Samples/s count training steps only (the
+per-epoch validation and the one-off catalog encoding are excluded from both alike).
+
+    python benchmarks/bench_training.py            # full: 200 steps of batch 64, top 2 layers fine-tuned
+    python benchmarks/bench_training.py --quick    # smoke: 10 steps
+
+Last line: one JSON object with ray_samples_per_s, plain_samples_per_s, ratio (target >= 0.90),
+ray2_samples_per_s (2 workers), flops_per_sample, peak_gflops, mfu_plain and mfu_ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from recsys.data import write_table  # noqa: E402
+from recsys.model import TwoTower  # noqa: E402
+from recsys.simulator import World, WorldConfig  # noqa: E402
+from training.batches import TextCache, batch_loss, make_batch  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.loop import train_loop  # noqa: E402
+from training.prepare import prepare  # noqa: E402
+from training.run_data import RunData  # noqa: E402
+from training.session import LocalSession  # noqa: E402
+from training.trainer import build_trainer, connect  # noqa: E402
+
+
+def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
+    """Best-of FLOP/s of a float32 square matmul on this machine with ``threads`` threads (GFLOP/s)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - started))
+    return best / 1e9
+
+
+def flops_per_sample(cfg: TrainConfig, prepared_uri: str) -> float:
+    """FLOPs of one training step (forward + backward) divided by its batch size, counted by torch."""
+    data = RunData.load(prepared_uri)
+    torch.manual_seed(cfg.seed)
+    core = TwoTower.from_base(cfg.model_config(), item_ids=data.train_item_ids).train()
+    cache = TextCache.build(core, data)
+    examples = LocalSession(".", f"{prepared_uri}/examples.parquet").examples()
+    frame = examples.sample(cfg.batch_size, random_state=cfg.seed)
+    batch = make_batch(frame, data, cfg, np.random.default_rng(0), torch.device("cpu"))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss, _ = batch_loss(core, core, batch, cache, data, cfg, torch.autocast("cpu", enabled=False),
+                             torch.Generator().manual_seed(0))
+        loss.backward()
+    return counter.get_total_flops() / len(batch)
+
+
+def steady_rate(history: list[dict]) -> float:
+    """Training samples/s over all epochs (steps only)."""
+    seconds = sum(m["train_seconds"] for m in history)
+    samples = sum(m["samples_per_s"] * m["train_seconds"] for m in history)
+    return samples / max(seconds, 1e-9)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run plain, Ray 1-worker and Ray 2-worker trainings and print the JSON summary last."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--train-layers", type=int, default=2)
+    args = parser.parse_args(argv)
+    steps = args.steps or (10 if args.quick else 200)
+    cpus = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="serendip-bench-train-") as tmp:
+        work = Path(tmp)
+        world = World.create(WorldConfig(users=400 if args.quick else 2000, items=200 if args.quick else 500,
+                                         days=20, seed=0))
+        write_table(world.items, work / "shop" / "items.parquet", "items")
+        write_table(world.generate_events(), work / "shop" / "events.parquet", "events")
+        common = dict(data=work / "shop", storage_path=str(work / "runs"), epochs=1, max_steps=steps,
+                      batch_size=args.batch_size, train_layers=args.train_layers, eval_users=100, patience=0,
+                      log_every=max(steps // 5, 1), warmup=0.0)
+        plain_cfg = TrainConfig(out=work / "plain", name="plain", threads=cpus, **common)
+        prepared = prepare(plain_cfg)
+        loop_config = {**plain_cfg.to_dict(), "prepared": prepared.uri, "fingerprint": prepared.fingerprint}
+
+        started = time.perf_counter()
+        plain = train_loop(loop_config, LocalSession(work / "runs" / "plain", prepared.path("examples.parquet")))
+        plain_wall = time.perf_counter() - started
+
+        connect()
+        rates, walls = {}, {}
+        for workers in (1, 2):
+            cfg = TrainConfig(out=work / f"ray{workers}", name=f"ray{workers}", workers=workers,
+                              cpus_per_worker=cpus / workers, **common)
+            started = time.perf_counter()
+            result = build_trainer(cfg).fit()
+            walls[workers] = time.perf_counter() - started
+            if result.error:
+                raise result.error
+            rates[workers] = steady_rate(result.return_value["history"])
+
+        peak = matmul_peak_gflops(cpus)
+        per_sample = flops_per_sample(plain_cfg, prepared.uri)
+    plain_rate = steady_rate(plain["history"])
+    summary = {
+        "ray_samples_per_s": round(rates[1], 2),
+        "plain_samples_per_s": round(plain_rate, 2),
+        "ratio": round(rates[1] / plain_rate, 3),
+        "ray2_samples_per_s": round(rates[2], 2),
+        "ray2_ratio": round(rates[2] / plain_rate, 3),
+        "flops_per_sample": round(per_sample),
+        "peak_gflops": round(peak, 1),
+        "mfu_plain": round(per_sample * plain_rate / (peak * 1e9), 4),
+        "mfu_ray": round(per_sample * rates[1] / (peak * 1e9), 4),
+        "plain_wall_s": round(plain_wall, 1),
+        "ray_wall_s": round(walls[1], 1),
+        "ray2_wall_s": round(walls[2], 1),
+        "steps": steps,
+        "batch_size": args.batch_size,
+        "train_layers": args.train_layers,
+        "cpus": cpus,
+        "quick": args.quick,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

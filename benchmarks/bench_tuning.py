@@ -1,0 +1,153 @@
+"""Does Ray Tune's exploration sweep beat the default parameters, and match a full grid at a quarter
+of its trials? (issue 6)
+
+Three exploration sweeps run in one process on one local Ray, on the same simulated shop, with
+the same objective (cumulative regret of ``recsys.replay.run_replay`` over the same seeds):
+
+1. **defaults**: every policy at its own default parameters (the baseline);
+2. **grid**: the exhaustive grid over the exploration space (every policy x every grid point);
+3. **tune**: Optuna TPE (``serendip tune exploration``'s default) with a quarter of the grid's
+   trials, seeded, as the CLI is, with each policy's defaults.
+
+Each sweep picks its best configuration on the sweep's seeds. Picking the best of many noisy
+scores flatters it (the winner's curse hits the 49-trial grid hardest), so the three picks are
+re-scored on fresh seeds that no sweep saw; those held-out regrets are the headline figures.
+
+    python benchmarks/bench_tuning.py            # full: default world 500 users x 1000 items, 3 seeds x 100 rounds
+    python benchmarks/bench_tuning.py --quick    # smoke check (tiny world, small grid), about a minute
+
+The last line is one JSON object: picked_regret, default_regret, grid_best_regret, trials, seconds,
+the ratios against the targets (picked <= 0.85 x default; picked within 5% of the grid's best),
+and how busy the sweeps kept the CPUs (trials run at once, CPU reserved and used as Ray reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from recsys.policies import POLICIES
+from recsys.simulator import World, WorldConfig
+from tuning import ray_cluster
+from tuning.exploration import ExplorationSweepConfig, run_exploration_sweep
+from tuning.online_objective import OnlineConfig, SimulatorObjective
+from tuning.space import ALL_POLICIES, Arm, ExplorationSpace, Param
+
+PICKED_OVER_DEFAULT_TARGET = 0.85
+PICKED_OVER_GRID_TARGET = 1.05
+
+
+def defaults_space(space: ExplorationSpace, policies: tuple[str, ...]) -> ExplorationSpace:
+    """The same space with every searched parameter pinned to its policy's default (a 1-point grid)."""
+    pinned = {}
+    for policy in policies:
+        defaults = {f.name: f.default for f in dataclasses.fields(POLICIES[policy]) if f.init}
+        for name in space.params(policy):
+            pinned[name] = Param(choices=(defaults[name],))
+    return dataclasses.replace(space, **pinned)
+
+
+def make_world(args, root: Path) -> Path:
+    """The simulated shop every sweep replays: the simulator's default settings at this size."""
+    if args.world:
+        return Path(args.world)
+    path = root / "world"
+    world = World.create(WorldConfig(users=args.users, items=args.items, days=args.days, seed=args.seed))
+    world.generate_events()
+    world.save(path)
+    return path
+
+
+def sweep(name: str, root: Path, world: Path, online: OnlineConfig, policies, **kwargs):
+    """Run one exploration sweep and print its pick."""
+    cfg = ExplorationSweepConfig(out=root / name, world=world, policies=policies, online=online, **kwargs)
+    outcome = run_exploration_sweep(cfg)
+    print(f"[bench] {name}: {len(outcome.table)} trials in {outcome.seconds:.1f}s, pick {outcome.pick.label()} "
+          f"regret {outcome.pick_value:.1f}", flush=True)
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny world and grid: a smoke check")
+    parser.add_argument("--world", default=None, help="use this simulated shop (serendip simulate --out DIR) instead")
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the world")
+    parser.add_argument("--seeds", type=int, default=3, help="replay seeds per trial")
+    parser.add_argument("--holdout-seeds", type=int, default=5, help="fresh seeds the three picks are re-scored on")
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=20, help="visits per round")
+    parser.add_argument("--grid", type=int, default=8, help="grid points per exploration parameter")
+    parser.add_argument("--search", default="optuna", choices=("optuna", "hyperopt", "random"))
+    parser.add_argument("--policies", default=",".join(ALL_POLICIES), help="comma-separated policies")
+    parser.add_argument("--out", default=None, help="keep the sweeps' reports here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.users, args.items, args.days, args.seeds, args.holdout_seeds = 100, 150, 5, 1, 2
+        args.rounds, args.batch, args.grid = 15, 10, 3
+        args.policies = "greedy,epsilon_greedy,softmax,thompson"
+    policies = tuple(args.policies.split(","))
+    online = OnlineConfig(seeds=args.seeds, rounds=args.rounds, batch=args.batch,
+                          candidates=min(100, args.items), inject=min(50, args.items // 10))
+    base = ExplorationSpace()
+    space = dataclasses.replace(base, **{name: dataclasses.replace(getattr(base, name), grid=args.grid)
+                                         for name in base.search})
+    grid_trials = len(space.grid(policies))
+    # A quarter of the grid, but at least the seed trials (one per policy) plus two searched ones.
+    tune_trials = max(math.ceil(grid_trials / 4), len(policies) + 2)
+
+    with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
+        root = Path(args.out or tmp)
+        world = make_world(args, root)
+        ray_cluster.connect()
+        started = time.perf_counter()
+        defaults = sweep("defaults", root, world, online, policies, search="grid", trials=len(policies),
+                         space=defaults_space(space, policies))
+        grid = sweep("grid", root, world, online, policies, search="grid", trials=grid_trials, space=space)
+        tuned = sweep("tune", root, world, online, policies, search=args.search, trials=tune_trials, space=space)
+        holdout = SimulatorObjective(world, None, dataclasses.replace(online, seeds=args.holdout_seeds, first_seed=1000))
+        rescored = {name: holdout.evaluate(o.pick)["regret"] for name, o in
+                    (("default", defaults), ("grid", grid), ("tune", tuned))}
+        total = time.perf_counter() - started
+
+    picked, default, grid_best = rescored["tune"], rescored["default"], rescored["grid"]
+    result = {
+        "picked_regret": round(picked, 2), "default_regret": round(default, 2), "grid_best_regret": round(grid_best, 2),
+        "trials": len(tuned.table), "seconds": round(tuned.seconds, 1),
+        "trials_over_grid_trials": round(len(tuned.table) / len(grid.table), 3),
+        "picked_over_default": round(picked / default, 4), "picked_over_grid_best": round(picked / grid_best, 4),
+        "target_picked_over_default": PICKED_OVER_DEFAULT_TARGET, "target_picked_over_grid_best": PICKED_OVER_GRID_TARGET,
+        "met_default_target": picked <= PICKED_OVER_DEFAULT_TARGET * default,
+        "met_grid_target": picked <= PICKED_OVER_GRID_TARGET * grid_best,
+        "picked": _arm(tuned.pick), "default_best": _arm(defaults.pick), "grid_best": _arm(grid.pick),
+        "in_sample": {"picked_regret": round(tuned.pick_value, 2), "default_regret": round(defaults.pick_value, 2),
+                      "grid_best_regret": round(grid.pick_value, 2)},
+        "grid_trials": len(grid.table), "grid_seconds": round(grid.seconds, 1), "default_trials": len(defaults.table),
+        "trials_peak_concurrent": tuned.usage.get("trials_peak_concurrent"),
+        "trials_mean_concurrent": tuned.usage.get("trials_mean_concurrent"),
+        "ray_cpu_reserved": tuned.usage.get("ray_cpu_reserved"), "node_cpu_busy": tuned.usage.get("node_cpu_busy"),
+        "grid_trials_mean_concurrent": grid.usage.get("trials_mean_concurrent"),
+        "grid_ray_cpu_reserved": grid.usage.get("ray_cpu_reserved"), "grid_node_cpu_busy": grid.usage.get("node_cpu_busy"),
+        "search": args.search, "policies": list(policies), "holdout_seeds": args.holdout_seeds,
+        "setting": {"users": args.users, "items": args.items, "world_seed": args.seed, "seeds": args.seeds,
+                    "rounds": args.rounds, "batch": args.batch, "grid_points": args.grid, "quick": args.quick},
+        "total_seconds": round(total, 1),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def _arm(arm: Arm) -> dict:
+    """An arm as JSON."""
+    return {"policy": arm.policy, "params": {k: round(v, 6) if isinstance(v, float) else v for k, v in arm.params.items()}}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

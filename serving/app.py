@@ -1,0 +1,141 @@
+"""The deployment graph and its two entry points: ``serve run/deploy`` (``build_app``) and ``serendip serve``.
+
+``app = Ingress.bind(Scorer.bind(config, bandit), bandit)`` with ``bandit = Bandit.bind(config)``:
+one bandit replica (the only writer), scorer replicas that may autoscale, and the HTTP ingress.
+``num_cpus`` is declared on every deployment, so the defaults (0.25 + 0.5 + 0.25) fit a 2-CPU
+machine and the same graph scales out on a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from serving.bandit import Bandit
+from serving.config import LIVE_FIELDS, ServeConfig
+from serving.ingress import Ingress
+from serving.scorer import Scorer
+
+
+def scorer_options(cfg: ServeConfig) -> dict[str, Any]:
+    """Replicas (or autoscaling) and the in-flight limit, which must admit a full ``@serve.batch``."""
+    options: dict[str, Any] = {
+        "ray_actor_options": {"num_cpus": cfg.scorer_num_cpus},
+        # RAY_NOTES: max_ongoing_requests caps @serve.batch; leave room for a second batch to queue.
+        "max_ongoing_requests": 2 * cfg.max_batch_size,
+    }
+    if cfg.scorer_max_replicas > cfg.scorer_replicas:
+        options["autoscaling_config"] = {
+            "min_replicas": cfg.scorer_replicas,
+            "max_replicas": cfg.scorer_max_replicas,
+            "target_ongoing_requests": cfg.max_batch_size,
+        }
+    else:
+        options["num_replicas"] = cfg.scorer_replicas
+    return options
+
+
+def graph(cfg: ServeConfig) -> Application:
+    """The bound three-deployment application for ``cfg``.
+
+    Secrets never travel as arguments (Serve keeps those in its checkpoints): each replica reads
+    ``SERENDIP_SECRET`` / ``SERENDIP_API_TOKEN`` from its own environment (the driver's for
+    ``serendip serve``, ``runtime_env.env_vars`` on a cluster).
+    """
+    # Arms travel only in the bandit's user_config: changing them is a live reconfigure, not a restart.
+    args = {k: v for k, v in cfg.to_args().items() if k not in LIVE_FIELDS}
+    bandit = Bandit.options(
+        ray_actor_options={"num_cpus": cfg.bandit_num_cpus}, user_config=cfg.user_config()
+    ).bind(args)
+    scorer = Scorer.options(**scorer_options(cfg)).bind(args, bandit)
+    return Ingress.options(
+        num_replicas=cfg.ingress_replicas, ray_actor_options={"num_cpus": cfg.ingress_num_cpus},
+    ).bind(scorer, bandit, cfg.token_env)
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Serve's application builder: ``import_path: serving.app:build_app`` with ``args`` = ServeConfig fields."""
+    return graph(ServeConfig.from_args(args))
+
+
+def app_config(cfg: ServeConfig, runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Serve config (one ``applications`` entry) of ``cfg``: what ``serve deploy`` reads.
+
+    The arms go to the bandit's ``user_config``, not to ``args``: Serve restarts replicas when
+    ``args`` change and only calls ``reconfigure`` when a ``user_config`` changes. Secrets
+    (``SERENDIP_API_TOKEN``, ``SERENDIP_SECRET``) belong in ``runtime_env.env_vars``, filled from a
+    secret store on a cluster, never in ``args``.
+    """
+    return {**({"runtime_env": runtime_env} if runtime_env else {}),
+        "name": cfg.app_name,
+        "route_prefix": "/",
+        "import_path": "serving.app:build_app",
+        "args": {k: v for k, v in cfg.to_args().items() if k not in LIVE_FIELDS},
+        "deployments": [{"name": "Bandit", "user_config": cfg.user_config()}],
+    }
+
+
+def dashboard_url() -> str:
+    """The connected Ray's dashboard address, where Serve's declarative REST API lives."""
+    import ray
+
+    if not ray.is_initialized():
+        raise RuntimeError("dashboard_url: connect to Ray first (ray.init or serendip serve)")
+    # Ray's documented way to read the address; with ignore_reinit_error it starts nothing.
+    return "http://" + ray.init(ignore_reinit_error=True).address_info["webui_url"]
+
+
+def deploy(cfg: ServeConfig, dashboard: str | None = None, runtime_env: dict[str, Any] | None = None,
+           timeout_s: float = 300.0) -> None:
+    """Deploy (or update) the app declaratively, as ``serve deploy`` does, and wait until it runs.
+
+    A changed arm is applied live through ``reconfigure``; any other change restarts replicas.
+    """
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+
+    def last_deployed() -> float | None:
+        app = serve.status().applications.get(cfg.app_name)
+        return None if app is None else app.last_deployed_time_s
+
+    before = last_deployed()
+    ServeSubmissionClient(dashboard or dashboard_url()).deploy_applications({"applications": [app_config(cfg, runtime_env)]})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app = serve.status().applications.get(cfg.app_name)
+        if app is not None and app.last_deployed_time_s != before and app.status == "RUNNING":
+            return
+        if app is not None and app.status == "DEPLOY_FAILED":
+            raise RuntimeError(f"serve app {cfg.app_name!r} failed to deploy: {app.message}")
+        time.sleep(0.25)
+    raise TimeoutError(f"serve app {cfg.app_name!r} not RUNNING after {timeout_s:g} s; see `serve status`")
+
+
+def serve_main(cfg: ServeConfig) -> int:
+    """``serendip serve``: an embedded local Ray (loopback), Serve on ``cfg.host:cfg.port``, the app."""
+    import ray
+
+    cfg.check_paths()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print("serendip serve:", json.dumps(cfg.to_args(), sort_keys=True), flush=True)
+    if not ray.is_initialized():
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
+                 _metrics_export_port=cfg.metrics_port)
+    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    # Declarative, like `serve deploy`: a later `serve deploy` with new arms reconfigures live.
+    deploy(cfg)
+    print(f"Serendip is serving on http://{cfg.host}:{cfg.port} (API docs at /docs)", flush=True)
+    if not cfg.blocking:
+        return 0
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("shutting down: the bandit writes a final snapshot", flush=True)
+        serve.shutdown()
+    return 0

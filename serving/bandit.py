@@ -1,0 +1,145 @@
+"""The ``Bandit`` deployment: one replica, the only writer of the policy state (a thin shell over ``BanditState``).
+
+Its state survives the replica: ``__init__`` loads the latest snapshot and replays the WAL tail
+(RAY_NOTES: Serve restarts a killed replica with fresh memory). ``reconfigure`` applies the
+``user_config`` arms live. It also keeps the versioned catalog of products added by
+``PUT /items``, which scorer replicas pull.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+import numpy as np
+from ray import serve
+
+from serving.bandit_state import BanditSettings, BanditState, Candidates, ExpiredImpression, UnknownImpression
+from serving.catalog import CatalogDelta, CatalogStore
+from serving.config import ArmConfig, ServeConfig
+from serving.telemetry import ServingMetrics
+
+log = logging.getLogger("ray.serve")
+
+TICK_S = 0.5
+# Every method is ``async``: Serve runs sync methods in a thread pool, and the state has one writer
+# that must never run in two threads at once. Async methods share the replica's one event loop.
+
+
+def bandit_settings(cfg: ServeConfig, secret: str | None) -> BanditSettings:
+    """The bandit's part of the serving config."""
+    return BanditSettings(
+        state_dir=cfg.state_dir, reward_window_s=cfg.reward_window_s, snapshot_every=cfg.snapshot_every,
+        snapshot_interval_s=cfg.snapshot_interval_s, wal_group_size=cfg.wal_group_size,
+        wal_group_wait_s=cfg.wal_group_wait_s, log_batch_rows=cfg.log_batch_rows, log_interval_s=cfg.log_interval_s,
+        secret=secret, seed=cfg.seed,
+    )
+
+
+@serve.deployment(num_replicas=1, max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.25})
+class Bandit:
+    """Slates, impression ids, feedback, snapshots, A/B counters and the catalog of added items."""
+
+    def __init__(self, config: dict) -> None:
+        cfg = ServeConfig.from_args(config)
+        self.state = BanditState(bandit_settings(cfg, os.environ.get(cfg.secret_env) or None))
+        self.catalog = CatalogStore(cfg.state_dir / "catalog")
+        self.metrics = ServingMetrics()
+        self._ticker: asyncio.Task | None = None
+        self.started = time.time()
+        log.info("bandit: state at lsn %d (%d records replayed), catalog version %d",
+                 self.state.lsn, self.state.replayed, self.catalog.version)
+
+    async def reconfigure(self, user_config: dict) -> None:
+        """Apply ``{"arms": [...]}`` live; posteriors are kept (Policy.with_params)."""
+        if not isinstance(user_config, dict) or not user_config.get("arms"):
+            raise ValueError(f"Bandit user_config {user_config!r}: give {{arms: [{{name, policy, params, weight}}, ...]}}")
+        self.state.reconfigure([ArmConfig.from_value(a) for a in user_config["arms"]])
+
+    def _ensure_ticker(self) -> None:
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                self.state.tick()
+                self.metrics.arms(self.state.experiments())
+            except Exception:  # a failed tick must not stop future ticks; check_health reports it
+                log.exception("bandit: periodic work failed")
+
+    async def select(self, user_id: int, candidates: Candidates, k: int) -> dict:
+        """Pick and log the slate for one user; the response body of /recommend."""
+        self._ensure_ticker()
+        with self.metrics.timed("bandit_select"):
+            body = self.state.select(user_id, candidates.context, k)
+        body["arm_table"] = self.state.arm_table()
+        body["catalog_version"] = self.catalog.version
+        if body.get("need_features"):
+            return body
+        explored = sum(item["explored"] for item in body["items"])
+        self.metrics.served(body["policy"], len(body["items"]), explored)
+        body["model_version"] = candidates.model_version
+        return body
+
+    async def feedback(self, impression_id: str, item_id: int, reward: float | None, event: str | None) -> dict:
+        """``{"status": accepted|duplicate}`` or ``{"error": 404|410, "detail": ...}``."""
+        self._ensure_ticker()
+        with self.metrics.timed("bandit_feedback"):
+            try:
+                status = await self.state.feedback(impression_id, item_id, reward, event)
+            except UnknownImpression as err:
+                self.metrics.feedback.inc(1, tags={"arm": "", "status": "unknown"})
+                return {"error": 404, "detail": str(err)}
+            except ExpiredImpression as err:
+                self.metrics.feedback.inc(1, tags={"arm": "", "status": "expired"})
+                return {"error": 410, "detail": str(err)}
+        self.metrics.feedback.inc(1, tags={"arm": "", "status": status})
+        return {"status": status}
+
+    async def add_items(self, item_ids: np.ndarray, vectors: np.ndarray, rows: list[dict], only_new: bool = False) -> int:
+        """Persist embedded products as a new catalog version and return the newest version.
+
+        ``only_new`` skips ids the catalog already has (a scorer's start-up backlog of shop items).
+        """
+        if only_new:
+            keep = ~np.isin(item_ids, self.catalog.since(0).item_ids)
+            item_ids, vectors, rows = item_ids[keep], vectors[keep], [r for r, k in zip(rows, keep, strict=True) if k]
+            if not len(item_ids):
+                return self.catalog.version
+        return self.catalog.add(item_ids, vectors, rows)
+
+    async def catalog_since(self, version: int) -> CatalogDelta:
+        """Products added after ``version`` (what a scorer replica is missing)."""
+        return self.catalog.since(version)
+
+    async def catalog_version(self) -> int:
+        """The newest catalog version."""
+        return self.catalog.version
+
+    async def stats(self) -> dict:
+        """``GET /stats``."""
+        return {**self.state.stats(), "catalog_version": self.catalog.version, "replica_started": self.started}
+
+    async def experiments(self) -> dict:
+        """``GET /experiments``."""
+        return {"arms": self.state.experiments(), "unit": "impression (a served slate); a click is any positive reward"}
+
+    async def snapshot(self) -> str:
+        """Write a snapshot now (operations, tests)."""
+        return str(self.state.snapshot())
+
+    async def check_health(self) -> None:
+        """Unhealthy when the state directory stops accepting writes (Serve then replaces the replica)."""
+        self._ensure_ticker()  # expiry and snapshots run even when no request has come since a restart
+        if not os.access(self.state.settings.state_dir, os.W_OK):
+            raise RuntimeError(f"bandit state_dir {self.state.settings.state_dir} is not writable")
+
+    def __del__(self) -> None:
+        try:
+            self.state.close()
+        except Exception:  # interpreter shutdown: the WAL already holds every acknowledged record
+            pass

@@ -1,0 +1,408 @@
+"""The bandit's durable state machine, Ray-free: the Serve ``Bandit`` deployment is a thin shell around it.
+
+It is the only writer of the policies' posteriors. Every change is a WAL record applied by one
+function, ``_apply``, both live and on replay, so a restarted replica (snapshot + WAL tail) ends in
+exactly the state the crashed one had acknowledged:
+
+- ``config``: the arms (policy and exploration parameters) changed;
+- ``imp``: a slate was served (pending until its reward window closes);
+- ``fb``: feedback for one (impression, item), applied once: the idempotency key;
+- ``exp``: impressions became final: unanswered slots count with reward 0;
+- ``flush``: a Parquet part of the impression log was written.
+
+The policies are ``recsys.policies`` objects, used unchanged; the A/B split, the HMAC ids, the
+delayed rewards and the impression log live here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recsys.policies import Context, Feedback, Policy, make_policy
+from recsys.policies.linear import LinearPolicy
+from serving.config import EVENT_REWARDS, ArmConfig
+from serving.experiments import ArmCounts, assign_arm, experiment_report
+from serving.impression_id import ImpressionSigner, InvalidImpressionId, load_key
+from serving.impression_log import ImpressionLog
+from serving.pending import PendingImpression, PendingStore
+from serving.snapshot import BanditSnapshot, latest_snapshot, prune_snapshots, write_snapshot
+from serving.wal import WriteAheadLog, WriterLock, replay
+
+log = logging.getLogger(__name__)
+
+MAX_PURCHASES_PER_USER = 1000
+
+
+class UnknownImpression(LookupError):
+    """Feedback names an impression (or an item of it) that was never served: HTTP 404."""
+
+
+class ExpiredImpression(LookupError):
+    """Feedback arrived after the reward window closed: HTTP 410."""
+
+
+@dataclass
+class Candidates:
+    """What the scorer hands the bandit for one request."""
+
+    context: Context | None
+    """Candidates with scores, neural-linear features and calibrated prior; None when nothing is left."""
+    model_version: str
+    """Which model scored them."""
+    catalog_version: int
+    """Which catalog version the scorer held."""
+
+
+@dataclass
+class BanditSettings:
+    """The part of ``ServeConfig`` the bandit state needs."""
+
+    state_dir: Path
+    """Directory of the WAL, snapshots, HMAC key and impression log."""
+    reward_window_s: float = 3600.0
+    """Delayed-reward window in seconds."""
+    snapshot_every: int = 10_000
+    """Records between snapshots."""
+    snapshot_interval_s: float = 60.0
+    """Seconds between snapshots when records are waiting."""
+    wal_group_size: int = 64
+    """Group-commit size."""
+    wal_group_wait_s: float = 0.002
+    """Group-commit wait."""
+    log_batch_rows: int = 5000
+    """Impression-log rows per Parquet part."""
+    log_interval_s: float = 30.0
+    """Seconds between Parquet parts when rows wait."""
+    secret: str | None = None
+    """HMAC key text (SERENDIP_SECRET); None = key file in state_dir."""
+    seed: int = 0
+    """Seed of the policies' sampling."""
+    event_rewards: dict[str, float] = field(default_factory=lambda: dict(EVENT_REWARDS))
+    """Reward of each feedback event."""
+
+
+class BanditState:
+    """Arms, policies, pending impressions, counters, WAL and snapshots of the single bandit writer."""
+
+    def __init__(self, settings: BanditSettings, arms: list[ArmConfig] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        root = Path(settings.state_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        self.lock = WriterLock(root)
+        self.closed = False
+        self.signer = ImpressionSigner(load_key(root, settings.secret))
+        self.rng = np.random.default_rng(settings.seed)
+        self.window_ms = int(settings.reward_window_s * 1000)
+        self.arms: list[ArmConfig] = []
+        self.policies: dict[tuple[str, str], Policy] = {}
+        self.counts: dict[str, ArmCounts] = {}
+        self.pending = PendingStore()
+        self.purchases: dict[int, set[int]] = {}
+        self.next_serial = 1
+        self.last_ms = 0
+        self.log = ImpressionLog(root / "impressions", settings.log_batch_rows, settings.log_interval_s)
+        self.snapshot_lsn = self._restore(root)
+        self.wal = WriteAheadLog(root / "wal", self.lsn + 1, settings.wal_group_size, settings.wal_group_wait_s)
+        self._last_snapshot_time = clock()
+        if arms is not None:
+            self.reconfigure(arms)
+
+    # -- recovery ---------------------------------------------------------------------------
+    def _restore(self, root: Path) -> int:
+        """Load the latest snapshot, replay the WAL after it; return the snapshot's lsn."""
+        snap = latest_snapshot(root / "snapshots")
+        self.lsn = 0
+        if snap is not None:
+            self._load_snapshot(snap)
+        self.replayed = 0
+        for lsn, record in replay(root / "wal", self.lsn):
+            self._apply(record, replaying=True)
+            self.lsn = lsn
+            self.replayed += 1
+        if self.replayed:
+            log.info("bandit: replayed %d WAL records after snapshot lsn %d", self.replayed, snap.lsn if snap else 0)
+        return snap.lsn if snap else 0
+
+    def _load_snapshot(self, snap: BanditSnapshot) -> None:
+        h = snap.header
+        self.lsn = snap.lsn
+        self.arms = [ArmConfig(**a) for a in h["arms"]]
+        self.policies = dict(snap.policies)
+        self.counts = {name: ArmCounts(**c) for name, c in h["counts"].items()}
+        self.next_serial, self.last_ms = int(h["next_serial"]), int(h["last_ms"])
+        self.pending = PendingStore.from_records(snap.pending)
+        self.log.restore(h["log"])
+        for user, item in zip(snap.arrays["purchase_users"], snap.arrays["purchase_items"], strict=True):
+            self.purchases.setdefault(int(user), set()).add(int(item))
+
+    # -- the one place state changes ----------------------------------------------------------
+    def _record(self, record: dict) -> int:
+        """Append ``record`` to the WAL, apply it, return its lsn."""
+        lsn = self.wal.append(record)
+        self._apply(record, replaying=False)
+        self.lsn = lsn
+        return lsn
+
+    def _apply(self, r: dict, replaying: bool) -> None:
+        kind = r["t"]
+        if kind == "imp":
+            imp = PendingImpression.from_record(r)
+            self.pending.add(imp)
+            c = self.counts.setdefault(imp.arm, ArmCounts())
+            c.impressions += 1
+            c.items_shown += len(imp.item_ids)
+            c.items_explored += int(imp.explored.sum())
+            self.next_serial = max(self.next_serial, imp.serial + 1)
+            self.last_ms = max(self.last_ms, imp.issued_ms)
+        elif kind == "fb":
+            self._apply_feedback(r)
+        elif kind == "exp":
+            for serial in r["serials"]:
+                self._finalize(self.pending.pop(serial))
+        elif kind == "flush":
+            part = self.log.directory / f"part-{int(r['part']):06d}.parquet"
+            if replaying and part.exists():
+                self.log.mark_written()
+            else:
+                self.log.flush()
+        elif kind == "config":
+            self._apply_config([ArmConfig(**a) for a in r["arms"]])
+        else:
+            raise ValueError(f"WAL record type {kind!r} is unknown; this state directory was written by a newer version")
+
+    def _apply_config(self, arms: list[ArmConfig]) -> None:
+        for arm in arms:
+            key = (arm.name, arm.policy)
+            if key in self.policies:
+                self.policies[key] = self.policies[key].with_params(**arm.params)
+            else:
+                self.policies[key] = make_policy(arm.policy, **arm.params)
+            self.counts.setdefault(arm.name, ArmCounts())
+        self.arms = arms
+
+    def _apply_feedback(self, r: dict) -> None:
+        imp = self.pending.get(int(r["serial"]))
+        if imp is None:
+            log.warning("WAL feedback for impression %s that is not pending; skipped", r["serial"])
+            return
+        slot, reward = int(r["slot"]), float(r["reward"])
+        first_click = reward > 0 and not np.any(np.nan_to_num(imp.rewards) > 0)
+        imp.rewards[slot] = reward
+        self._update(imp, np.array([slot]), np.array([reward]))
+        c = self.counts.setdefault(imp.arm, ArmCounts())
+        c.feedback += 1
+        c.reward_sum += reward
+        c.positive_feedback += int(reward > 0)
+        c.clicked += int(first_click)
+        if r.get("event") == "purchase":
+            bought = self.purchases.setdefault(imp.user_id, set())
+            if len(bought) < MAX_PURCHASES_PER_USER:
+                bought.add(int(imp.item_ids[slot]))
+
+    def _update(self, imp: PendingImpression, slots: np.ndarray, rewards: np.ndarray) -> None:
+        policy = self.policies.get((imp.arm, imp.policy))
+        if policy is None:
+            policy = self.policies[(imp.arm, imp.policy)] = make_policy(imp.policy)
+        policy.update(Feedback(
+            item_ids=imp.item_ids[slots], rewards=rewards, positions=slots,
+            features=None if imp.features is None else imp.features[slots],
+            prior=None if imp.prior is None else imp.prior[slots],
+        ))
+
+    def _finalize(self, imp: PendingImpression) -> None:
+        """The window closed: unanswered slots teach reward 0; the rows go to the impression log."""
+        unanswered = np.flatnonzero(np.isnan(imp.rewards))
+        if len(unanswered):
+            self._update(imp, unanswered, np.zeros(len(unanswered)))
+        rewards = np.nan_to_num(imp.rewards, nan=0.0)
+        self.log.add(self.signer.issue(imp.serial, imp.issued_ms), imp.issued_ms, imp.user_id, imp.arm,
+                     imp.item_ids, imp.propensities, imp.scores, rewards)
+
+    # -- requests -------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        """The clock in Unix milliseconds, never behind the last served slate."""
+        return max(int(self.clock() * 1000), self.last_ms)
+
+    def arm_table(self) -> list[tuple[float, bool]]:
+        """(weight, reads features) per arm: lets the ingress ask the scorer for features only when needed."""
+        return [(a.weight, isinstance(self.policies[(a.name, a.policy)], LinearPolicy)) for a in self.arms]
+
+    def arm_for(self, user_id: int) -> ArmConfig:
+        """The user's A/B arm (stable hash of user_id)."""
+        return self.arms[assign_arm(user_id, [a.weight for a in self.arms])]
+
+    def select(self, user_id: int, ctx: Context | None, k: int) -> dict:
+        """Pick the user's slate with their arm's policy, log it as pending, return the response body.
+
+        A linear policy given a context without features answers ``{"need_features": True}``.
+        """
+        arm = self.arm_for(user_id)
+        ctx = None if ctx is None else self._without_purchases(user_id, ctx)
+        k = 0 if ctx is None else min(int(k), len(ctx.item_ids))
+        if k == 0:
+            return {"impression_id": None, "policy": arm.name, "items": []}
+        policy = self.policies[(arm.name, arm.policy)]
+        if isinstance(policy, LinearPolicy) and ctx.features is None:
+            return {"need_features": True}
+        slate = policy.select(ctx, k, self.rng)
+        idx = np.asarray(slate.indices)
+        # Only linear policies learn from features; the others' pending impressions stay small.
+        features = ctx.features if isinstance(policy, LinearPolicy) else None
+        imp = PendingImpression(
+            serial=self.next_serial, issued_ms=self.now_ms(), user_id=int(user_id), arm=arm.name,
+            policy=arm.policy, item_ids=np.asarray(slate.item_ids, dtype=np.int64),
+            propensities=np.asarray(slate.propensities, dtype=np.float64),
+            scores=np.asarray(slate.scores, dtype=np.float64), explored=np.asarray(slate.explored, dtype=bool),
+            features=None if features is None else np.asarray(features)[idx],
+            prior=None if ctx.prior is None else np.asarray(ctx.prior)[idx],
+            rewards=np.full(len(idx), np.nan),
+        )
+        self._record(imp.record())
+        items = [
+            {"item_id": int(i), "position": p, "score": float(s), "propensity": float(q), "explored": bool(e)}
+            for p, (i, s, q, e) in enumerate(zip(imp.item_ids, imp.scores, imp.propensities, imp.explored, strict=True))
+        ]
+        return {"impression_id": self.signer.issue(imp.serial, imp.issued_ms), "policy": arm.name, "items": items}
+
+    def _without_purchases(self, user_id: int, ctx: Context) -> Context | None:
+        bought = self.purchases.get(int(user_id))
+        if not bought:
+            return ctx
+        keep = ~np.isin(ctx.item_ids, np.fromiter(bought, dtype=np.int64))
+        if keep.all():
+            return ctx
+        if not keep.any():
+            return None
+        return Context(
+            item_ids=ctx.item_ids[keep], scores=ctx.scores[keep],
+            features=None if ctx.features is None else ctx.features[keep],
+            prior=None if ctx.prior is None else ctx.prior[keep],
+        )
+
+    def check_feedback(self, impression_id: str, item_id: int) -> tuple[PendingImpression, int]:
+        """The pending impression and slot feedback refers to; raises Unknown (404) or Expired (410)."""
+        try:
+            ref = self.signer.verify(impression_id)
+        except InvalidImpressionId as err:
+            raise UnknownImpression(f"impression_id {impression_id!r}: {err}") from None
+        if ref.issued_ms + self.window_ms <= self.now_ms():
+            raise ExpiredImpression(
+                f"impression_id {impression_id!r}: the {self.settings.reward_window_s:g} s reward window has closed; "
+                "the impression counted with reward 0"
+            )
+        imp = self.pending.get(ref.serial)
+        if imp is None or imp.issued_ms != ref.issued_ms:
+            raise UnknownImpression(f"impression_id {impression_id!r}: no such impression was served")
+        slots = np.flatnonzero(imp.item_ids == int(item_id))
+        if not len(slots):
+            raise UnknownImpression(f"item_id {item_id} was not shown in impression {impression_id!r}")
+        return imp, int(slots[0])
+
+    async def feedback(self, impression_id: str, item_id: int, reward: float | None = None,
+                       event: str | None = None) -> str:
+        """Apply one reward once: "accepted" after the WAL fsync, or "duplicate"."""
+        self.expire()
+        imp, slot = self.check_feedback(impression_id, item_id)
+        if not np.isnan(imp.rewards[slot]):
+            await self.wal.commit(self.wal.appended_lsn)
+            return "duplicate"
+        value = float(self.settings.event_rewards[event]) if reward is None else float(reward)
+        lsn = self._record({"t": "fb", "serial": imp.serial, "slot": slot, "reward": value, "event": event,
+                            "ms": self.now_ms()})
+        await self.wal.commit(lsn)
+        self.maybe_snapshot()
+        return "accepted"
+
+    # -- time-driven work --------------------------------------------------------------------------
+    def expire(self) -> int:
+        """Finalize every impression whose window closed; return how many."""
+        serials = self.pending.expired(self.now_ms(), self.window_ms)
+        if serials:
+            self._record({"t": "exp", "serials": serials})
+        return len(serials)
+
+    def tick(self) -> None:
+        """Periodic work: expiry, impression-log parts, time-based snapshots."""
+        self.expire()
+        if self.log.due():
+            self._record({"t": "flush", "part": self.log.next_part})
+        self.maybe_snapshot()
+
+    def maybe_snapshot(self) -> bool:
+        """Snapshot when ``snapshot_every`` records or ``snapshot_interval_s`` seconds have passed."""
+        since = self.lsn - self.snapshot_lsn
+        overdue = since > 0 and self.clock() - self._last_snapshot_time >= self.settings.snapshot_interval_s
+        if since >= self.settings.snapshot_every or overdue:
+            self.snapshot()
+            return True
+        return False
+
+    def snapshot(self) -> Path:
+        """Write a snapshot covering every record so far, then drop the WAL segments it covers."""
+        self.wal.rotate()
+        header = {
+            "lsn": self.lsn, "arms": [asdict(a) for a in self.arms], "next_serial": self.next_serial,
+            "last_ms": self.last_ms, "counts": {n: asdict(c) for n, c in self.counts.items()}, "log": self.log.state(),
+        }
+        pairs = [(u, i) for u, items in self.purchases.items() for i in items]
+        arrays = {"purchase_users": np.array([p[0] for p in pairs], dtype=np.int64),
+                  "purchase_items": np.array([p[1] for p in pairs], dtype=np.int64)}
+        path = write_snapshot(self.settings.state_dir / "snapshots", self.lsn, header, self.policies,
+                              self.pending.to_records(), arrays)
+        self.wal.drop_through(self.lsn)
+        prune_snapshots(self.settings.state_dir / "snapshots", keep=2)
+        self.snapshot_lsn = self.lsn
+        self._last_snapshot_time = self.clock()
+        return path
+
+    def reconfigure(self, arms: list[ArmConfig]) -> None:
+        """Change arms, policies or exploration parameters live; every posterior is kept."""
+        if not arms:
+            raise ValueError("user_config.arms: give at least one arm, e.g. [{name: main, policy: thompson}]")
+        if [asdict(a) for a in arms] == [asdict(a) for a in self.arms]:
+            return
+        names = [a.name for a in arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"user_config.arms: arm names {names} must be unique")
+        for arm in arms:  # fail before anything is logged if a policy or parameter is wrong
+            make_policy(arm.policy, **arm.params)
+        self._record({"t": "config", "arms": [asdict(a) for a in arms]})
+
+    # -- reports -----------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """The policies' state for ``GET /stats``."""
+        arms = []
+        for arm in self.arms:
+            policy = self.policies[(arm.name, arm.policy)]
+            _, header = policy.state_dict()
+            arms.append({"arm": arm.name, "policy": arm.policy, "params": arm.params, "weight": arm.weight,
+                         "counts": asdict(self.counts.get(arm.name, ArmCounts())), "state": header})
+        return {"arms": arms, "pending_impressions": len(self.pending), "wal_lsn": self.lsn,
+                "durable_lsn": self.wal.durable_lsn, "snapshot_lsn": self.snapshot_lsn,
+                "replayed_on_start": self.replayed, "log_parts": self.log.next_part, "log_rows_waiting": self.log.waiting,
+                "reward_window_s": self.settings.reward_window_s}
+
+    def experiments(self) -> list[dict]:
+        """Per-arm CTR, interval, lift and p-value for ``GET /experiments``."""
+        return experiment_report([(a.name, a.policy, self.counts.get(a.name, ArmCounts())) for a in self.arms])
+
+    def close(self) -> None:
+        """Snapshot, close the WAL and release the state directory (a graceful shutdown)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.log.waiting:
+                self._record({"t": "flush", "part": self.log.next_part})
+            self.snapshot()
+            self.wal.close()
+        finally:
+            self.lock.release()

@@ -1,0 +1,242 @@
+"""The one typed configuration of the Serve app: ``serendip serve`` flags and ``serving/config.yaml`` map onto it.
+
+``ServeConfig`` holds every knob; ``ArmConfig`` is one A/B arm (a policy and its exploration
+parameters). The CLI writes arms as ``NAME=POLICY[,param=value...][@WEIGHT]`` strings, the YAML as
+mappings; both end in the same dataclasses, validated on construction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+EVENT_REWARDS: dict[str, float] = {"view": 0.0, "click": 1.0, "cart": 1.0, "purchase": 1.0}
+"""Default reward of each feedback event; a click is the unit of success."""
+
+
+LIVE_FIELDS = ("policy", "policy_params", "arms")
+"""Fields that reach the bandit through its Serve ``user_config`` and change without a restart."""
+
+
+class ServeConfigError(ValueError):
+    """A serving configuration value is out of range; the message names the field and the fix."""
+
+
+def _number(value: float) -> int | float:
+    """A policy parameter as int when integral (counts such as n_draws), else float (CLI gives floats)."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    """One arm of the A/B split: who gets it (weight) and which policy explores how (params)."""
+
+    name: str
+    """Arm name reported by /experiments and written to the impression log's ``policy`` column."""
+    policy: str = "thompson"
+    """A name in ``recsys.policies.POLICIES`` (greedy, epsilon_greedy, softmax, ucb1, thompson, linucb, lints)."""
+    params: dict[str, float] = field(default_factory=dict)
+    """Exploration parameters passed to ``make_policy`` / ``Policy.with_params`` (e.g. epsilon=0.1)."""
+    weight: float = 1.0
+    """Relative share of users routed to this arm (by a stable hash of user_id)."""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ServeConfigError(f"arm name {self.name!r} must be non-empty letters, digits, '-' or '_'")
+        if not (math.isfinite(self.weight) and self.weight > 0):
+            raise ServeConfigError(f"arm {self.name!r}: weight {self.weight} must be a positive number")
+        object.__setattr__(self, "params", {str(k): _number(v) for k, v in dict(self.params).items()})
+
+    @classmethod
+    def parse(cls, spec: str) -> ArmConfig:
+        """Parse ``NAME=POLICY[,param=value...][@WEIGHT]``, e.g. ``explore=epsilon_greedy,epsilon=0.1@0.5``."""
+        head, _, weight = spec.partition("@")
+        name, eq, rest = head.partition("=")
+        if not eq or not rest:
+            raise ServeConfigError(
+                f"arm spec {spec!r}: write NAME=POLICY[,param=value...][@WEIGHT], e.g. explore=epsilon_greedy,epsilon=0.1@0.5"
+            )
+        policy, *pairs = rest.split(",")
+        params: dict[str, float] = {}
+        for pair in pairs:
+            key, eq, value = pair.partition("=")
+            try:
+                params[key.strip()] = _number(value)
+            except ValueError:
+                raise ServeConfigError(f"arm spec {spec!r}: parameter {pair!r} must be name=number") from None
+            if not eq:
+                raise ServeConfigError(f"arm spec {spec!r}: parameter {pair!r} must be name=number")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise ServeConfigError(f"arm spec {spec!r}: weight {weight!r} must be a number") from None
+        return cls(name=name.strip(), policy=policy.strip(), params=params, weight=w)
+
+    @classmethod
+    def from_value(cls, value: ArmConfig | str | dict[str, Any]) -> ArmConfig:
+        """Accept an ArmConfig, a CLI spec string or a YAML mapping."""
+        if isinstance(value, ArmConfig):
+            return value
+        if isinstance(value, str):
+            return cls.parse(value)
+        return cls(**value)
+
+
+@dataclass
+class ServeConfig:
+    """Everything ``serendip serve`` and ``serving.app:build_app`` need to run the deployment graph."""
+
+    model: Path
+    """Model directory written by training (HF BERT + serendip.json + item-embedding table)."""
+    data: Path | None = None
+    """Optional shop directory: items missing from the model's table are embedded at start; purchases are excluded."""
+    policy: str = "thompson"
+    """Policy of the single arm when ``arms`` is empty."""
+    policy_params: dict[str, float] = field(default_factory=dict)
+    """Exploration parameters of that policy (e.g. epsilon 0.1)."""
+    arms: tuple[str, ...] = ()
+    """A/B arms as NAME=POLICY[,param=value...][@WEIGHT]; the first arm is the control."""
+    host: str = "127.0.0.1"
+    """HTTP bind address; loopback unless told otherwise."""
+    port: int = 8000
+    """HTTP port."""
+    metrics_port: int | None = None
+    """Prometheus port of the embedded Ray (``/metrics``); None = Ray picks one (``serendip serve`` only)."""
+    state_dir: Path = Path("runs/serve-state")
+    """Durable bandit state: WAL, snapshots, HMAC key, added items, impression log (a PVC or NFS on a cluster)."""
+    app_name: str = "serendip"
+    """Serve application name."""
+    scorer_replicas: int = 1
+    """Scorer replicas at start (the minimum when autoscaling)."""
+    scorer_max_replicas: int = 1
+    """Autoscaling ceiling; above ``scorer_replicas`` turns autoscaling on."""
+    scorer_num_cpus: float = 0.5
+    """CPUs reserved per scorer replica."""
+    bandit_num_cpus: float = 0.25
+    """CPUs reserved by the single bandit replica."""
+    ingress_num_cpus: float = 0.25
+    """CPUs reserved per ingress replica."""
+    ingress_replicas: int = 1
+    """HTTP ingress replicas."""
+    max_batch_size: int = 16
+    """Largest scorer batch (``@serve.batch``); the scorer accepts at least this many ongoing requests."""
+    batch_wait_s: float = 0.002
+    """How long the scorer waits to fill a batch."""
+    retrieve_n: int = 200
+    """Candidates retrieved by dot product and handed to the bandit."""
+    history_len: int = 50
+    """Newest history items the user tower reads (requests may send up to 200)."""
+    reward_window_s: float = 3600.0
+    """Delayed-reward window: after it an impression counts with reward 0 and late feedback gets 410."""
+    snapshot_every: int = 10_000
+    """Snapshot the bandit state after this many WAL records ..."""
+    snapshot_interval_s: float = 60.0
+    """... or after this many seconds with new records, whichever comes first."""
+    wal_group_size: int = 64
+    """Group commit: fsync as soon as this many records wait ..."""
+    wal_group_wait_s: float = 0.002
+    """... or after this many seconds."""
+    log_batch_rows: int = 5000
+    """Impression-log rows per Parquet part."""
+    log_interval_s: float = 30.0
+    """Write a Parquet part at least this often when rows are waiting."""
+    quantize: bool = False
+    """Run the query encoder in int8 on CPU (dynamic quantization)."""
+    seed: int = 0
+    """Seed of the bandit's sampling."""
+    token_env: str = "SERENDIP_API_TOKEN"
+    """Environment variable holding the optional bearer token that guards every endpoint."""
+    secret_env: str = "SERENDIP_SECRET"
+    """Environment variable holding the HMAC key of impression ids (else a 0600 key file in state_dir)."""
+    blocking: bool = True
+    """``serendip serve`` waits until Ctrl-C; False returns once the app is running (tests, demo)."""
+
+    def __post_init__(self) -> None:
+        self.model = Path(self.model)
+        self.data = None if self.data is None else Path(self.data)
+        self.state_dir = Path(self.state_dir)
+        self.policy_params = {str(k): _number(v) for k, v in dict(self.policy_params).items()}
+        self.arms = tuple(self.arms)
+        positive_ints = ("port", "scorer_replicas", "ingress_replicas", "max_batch_size", "retrieve_n",
+                         "history_len", "snapshot_every", "wal_group_size", "log_batch_rows")
+        for name in positive_ints:
+            if int(getattr(self, name)) < 1:
+                raise ServeConfigError(f"ServeConfig.{name}={getattr(self, name)} must be >= 1")
+        positive_floats = ("scorer_num_cpus", "bandit_num_cpus", "ingress_num_cpus", "reward_window_s",
+                           "snapshot_interval_s", "log_interval_s")
+        for name in positive_floats:
+            if not float(getattr(self, name)) > 0:
+                raise ServeConfigError(f"ServeConfig.{name}={getattr(self, name)} must be > 0")
+        for name in ("batch_wait_s", "wal_group_wait_s"):
+            if not 0 <= float(getattr(self, name)) <= 1:
+                raise ServeConfigError(f"ServeConfig.{name}={getattr(self, name)} must be in [0, 1] seconds")
+        if self.port > 65535:
+            raise ServeConfigError(f"ServeConfig.port={self.port} must be <= 65535")
+        if self.scorer_max_replicas < self.scorer_replicas:
+            raise ServeConfigError(
+                f"ServeConfig.scorer_max_replicas={self.scorer_max_replicas} is below scorer_replicas="
+                f"{self.scorer_replicas}; raise it or lower scorer_replicas"
+            )
+        if self.history_len > 200:
+            raise ServeConfigError(f"ServeConfig.history_len={self.history_len} must be <= 200 (the request bound)")
+        names = [a.name for a in self.arm_configs()]
+        if len(set(names)) != len(names):
+            raise ServeConfigError(f"ServeConfig.arms: arm names {names} must be unique")
+        from recsys.policies import make_policy
+
+        for arm in self.arm_configs():
+            try:
+                make_policy(arm.policy, **arm.params)
+            except (ValueError, TypeError) as err:
+                raise ServeConfigError(f"ServeConfig arm {arm.name!r}: {err}") from None
+
+    def check_paths(self) -> None:
+        """Fail before Ray starts when the model or shop directory is not what serving reads."""
+        if not (self.model / "serendip.json").is_file() or not (self.model / "item_table.safetensors").is_file():
+            raise ServeConfigError(
+                f"ServeConfig.model={self.model}: no serendip.json or item_table.safetensors; "
+                "pass a directory written by `serendip train`"
+            )
+        if self.data is not None and not (self.data / "items.parquet").is_file():
+            raise ServeConfigError(
+                f"ServeConfig.data={self.data}: no items.parquet; pass a shop directory (`serendip simulate --out DIR`)"
+            )
+
+    def arm_configs(self) -> list[ArmConfig]:
+        """The arms in order (control first); one arm named after the policy when none are given."""
+        if not self.arms:
+            return [ArmConfig(name=self.policy, policy=self.policy, params=self.policy_params)]
+        return [ArmConfig.from_value(a) for a in self.arms]
+
+    def user_config(self) -> dict[str, Any]:
+        """The bandit's Serve ``user_config``: what ``reconfigure`` changes live."""
+        return {"arms": [asdict(a) for a in self.arm_configs()]}
+
+    def to_args(self) -> dict[str, Any]:
+        """A JSON/YAML-friendly dict that ``ServeConfig.from_args`` turns back into this config."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> ServeConfig:
+        """Build from a Serve YAML ``args`` mapping; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(args) - known)
+        if unknown:
+            raise ServeConfigError(f"serving args: unknown keys {unknown}; valid keys are {sorted(known)}")
+        args = dict(args)
+        if "arms" in args:
+            args["arms"] = tuple(a if isinstance(a, str) else _arm_spec(ArmConfig.from_value(a)) for a in args["arms"])
+        return cls(**args)
+
+
+def _arm_spec(arm: ArmConfig) -> str:
+    """The CLI spec string of an arm (so YAML mappings and CLI strings share one field type)."""
+    params = "".join(f",{k}={v}" for k, v in arm.params.items())
+    return f"{arm.name}={arm.policy}{params}@{arm.weight}"

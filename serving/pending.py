@@ -1,0 +1,136 @@
+"""Impressions waiting for their delayed rewards.
+
+A served slate stays pending for the reward window. Feedback fills one slot's reward (once per
+(impression, item): the idempotency key). When the window closes the impression is final: slots
+with no feedback count with the default reward 0, the policy learns from them, and its rows go to
+the impression log. Pending impressions are written to the WAL when served and to every
+snapshot, so a crash loses none.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def encode_array(a: np.ndarray | None) -> dict | None:
+    """A float64 array as JSON: shape + little-endian bytes in base64 (exact, unlike decimal text)."""
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a, dtype="<f8")
+    return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_array(d: dict | None) -> np.ndarray | None:
+    """Inverse of :func:`encode_array`."""
+    if d is None:
+        return None
+    return np.frombuffer(base64.b64decode(d["b64"]), dtype="<f8").reshape(d["shape"]).copy()
+
+
+@dataclass
+class PendingImpression:
+    """One served slate and what is known about its rewards so far."""
+
+    serial: int
+    """Slate number; with ``issued_ms`` it is what the signed impression id carries."""
+    issued_ms: int
+    """Unix time the slate was served, in milliseconds."""
+    user_id: int
+    """Who saw it."""
+    arm: str
+    """A/B arm that served it."""
+    policy: str
+    """Policy name of that arm at serving time (its state receives the feedback)."""
+    item_ids: np.ndarray
+    """Shown items, position 0 first (int64, k)."""
+    propensities: np.ndarray
+    """P(policy shows item at its position) (k,)."""
+    scores: np.ndarray
+    """Model scores of the shown items (k,)."""
+    explored: np.ndarray
+    """Whether each item was placed by exploration (bool, k)."""
+    features: np.ndarray | None
+    """Context features of the shown items for linear policies (k, f)."""
+    prior: np.ndarray | None
+    """Model prior click probability of the shown items (k,)."""
+    rewards: np.ndarray
+    """Reward per slot; NaN until feedback arrives (k,)."""
+
+    def record(self) -> dict:
+        """The WAL record that re-creates this impression on replay."""
+        return {
+            "t": "imp", "serial": self.serial, "ms": self.issued_ms, "user": self.user_id, "arm": self.arm,
+            "policy": self.policy, "items": [int(i) for i in self.item_ids],
+            "prop": [float(p) for p in self.propensities], "score": [float(s) for s in self.scores],
+            "expl": [bool(e) for e in self.explored], "feat": encode_array(self.features),
+            "prior": encode_array(self.prior),
+        }
+
+    @classmethod
+    def from_record(cls, r: dict) -> PendingImpression:
+        """Inverse of :meth:`record` (rewards start unknown)."""
+        items = np.asarray(r["items"], dtype=np.int64)
+        return cls(
+            serial=int(r["serial"]), issued_ms=int(r["ms"]), user_id=int(r["user"]), arm=r["arm"],
+            policy=r["policy"], item_ids=items, propensities=np.asarray(r["prop"], dtype=np.float64),
+            scores=np.asarray(r["score"], dtype=np.float64), explored=np.asarray(r["expl"], dtype=bool),
+            features=decode_array(r["feat"]), prior=decode_array(r["prior"]),
+            rewards=np.full(len(items), np.nan),
+        )
+
+
+class PendingStore:
+    """Pending impressions in serving order (serials only grow), so expiry pops from the front."""
+
+    def __init__(self) -> None:
+        self._by_serial: OrderedDict[int, PendingImpression] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._by_serial)
+
+    def __iter__(self):
+        return iter(self._by_serial.values())
+
+    def add(self, imp: PendingImpression) -> None:
+        """Start waiting for feedback on ``imp``."""
+        self._by_serial[imp.serial] = imp
+
+    def get(self, serial: int) -> PendingImpression | None:
+        """The pending impression with this serial, or None once final or never served."""
+        return self._by_serial.get(serial)
+
+    def expired(self, now_ms: int, window_ms: int) -> list[int]:
+        """Serials whose window has closed at ``now_ms`` (oldest first), without removing them."""
+        out = []
+        for serial, imp in self._by_serial.items():
+            if imp.issued_ms + window_ms > now_ms:
+                break
+            out.append(serial)
+        return out
+
+    def pop(self, serial: int) -> PendingImpression:
+        """Remove and return one impression (it became final)."""
+        return self._by_serial.pop(serial)
+
+    def to_records(self) -> list[dict]:
+        """Every pending impression with its rewards so far, for a snapshot."""
+        out = []
+        for imp in self._by_serial.values():
+            r = imp.record()
+            r["rewards"] = encode_array(imp.rewards)
+            out.append(r)
+        return out
+
+    @classmethod
+    def from_records(cls, records: list[dict]) -> PendingStore:
+        """Inverse of :meth:`to_records`."""
+        store = cls()
+        for r in records:
+            imp = PendingImpression.from_record(r)
+            imp.rewards = decode_array(r["rewards"])
+            store.add(imp)
+        return store

@@ -1,0 +1,173 @@
+"""From a request to the bandit's context: user vector, top-N candidates, features and model prior.
+
+Ray-free; the Serve ``Scorer`` wraps it. The catalog's item vectors sit in memory; the user
+vector comes from the *cached* vectors of the history through the model's user tower, and BERT
+runs only for a free-text query (DESIGN.md, "The model"). Candidates are the top N by
+``user . item / temperature``, never an excluded item or one the user bought.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recsys.data import EVENT_TYPES, read_table
+from recsys.model import ItemTable, TwoTower
+from recsys.policies import Context, neural_linear_features
+from recsys.policies.base import top_k
+from serving.bandit_state import Candidates
+from serving.catalog import CatalogDelta
+
+EVENT_CODE = {name: code for code, name in enumerate(EVENT_TYPES)}
+PURCHASE = EVENT_CODE["purchase"]
+
+
+class PurchaseIndex:
+    """Items each user has bought in the shop's event log (sorted runs per user)."""
+
+    def __init__(self, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
+        order = np.lexsort((item_ids, user_ids))
+        users, self.items = np.asarray(user_ids, np.int64)[order], np.asarray(item_ids, np.int64)[order]
+        self.users, starts = np.unique(users, return_index=True)
+        self.offsets = np.append(starts, len(users))
+
+    @classmethod
+    def from_shop(cls, data_dir: Path) -> PurchaseIndex:
+        """Purchases in ``data_dir/events.parquet`` (an empty index when the file is absent)."""
+        path = Path(data_dir) / "events.parquet"
+        if not path.exists():
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        events = read_table(path, "events")
+        bought = events[events["event"] == "purchase"]
+        return cls(bought["user_id"].to_numpy(np.int64), bought["item_id"].to_numpy(np.int64))
+
+    def of(self, user_id: int) -> np.ndarray:
+        """The items ``user_id`` bought."""
+        i = np.searchsorted(self.users, user_id)
+        if i >= len(self.users) or self.users[i] != user_id:
+            return self.items[:0]
+        return self.items[self.offsets[i] : self.offsets[i + 1]]
+
+
+def model_version(model_dir: Path, model: TwoTower) -> str:
+    """A short name for the served model: its directory and the fingerprint of its training data."""
+    fingerprint = str(model.manifest.get("data_fingerprint", "")).removeprefix("sha256:")[:8]
+    return f"{Path(model_dir).name}@{fingerprint}" if fingerprint else Path(model_dir).name
+
+
+class Retriever:
+    """The scorer's work for a batch of requests."""
+
+    def __init__(self, model: TwoTower, table: ItemTable, *, retrieve_n: int = 200, history_len: int = 50,
+                 purchases: PurchaseIndex | None = None, query_model: TwoTower | None = None,
+                 version: str = "") -> None:
+        self.model = model
+        self.query_model = query_model or model
+        self.retrieve_n = retrieve_n
+        self.history_len = min(history_len, model.config.history_len)
+        self.purchases = purchases
+        self.version = version
+        self.catalog_version = 0
+        self._set_table(table)
+
+    def _set_table(self, table: ItemTable) -> None:
+        self.table = table
+        self._order = np.argsort(table.item_ids, kind="stable")
+        self._sorted = table.item_ids[self._order]
+        self._vectors = torch.from_numpy(table.vectors)
+
+    def rows(self, item_ids) -> np.ndarray:
+        """Catalog rows of the known ids among ``item_ids`` (unknown ids are dropped, order kept)."""
+        ids = np.asarray(item_ids, dtype=np.int64)
+        if not len(ids) or not len(self._sorted):
+            return np.zeros(0, np.int64)
+        pos = np.clip(np.searchsorted(self._sorted, ids), 0, len(self._sorted) - 1)
+        return self._order[pos[self._sorted[pos] == ids]]
+
+    def apply(self, delta: CatalogDelta) -> None:
+        """Add or re-embed the items of a newer catalog version."""
+        if len(delta.item_ids):
+            self._set_table(self.table.upsert(delta.item_ids, delta.vectors))
+        self.catalog_version = max(self.catalog_version, delta.version)
+
+    @torch.inference_mode()
+    def user_vectors(self, requests: list[dict]) -> torch.Tensor:
+        """User vectors (B, d) from cached history vectors, plus the query where one is given."""
+        histories = []
+        for req in requests:
+            history = np.asarray(req.get("history") or [], np.int64)
+            codes = np.asarray([EVENT_CODE[e] for e in req.get("history_events") or ["click"] * len(history)], np.int64)
+            known = np.isin(history, self._sorted) if len(history) else np.zeros(0, bool)
+            histories.append((self.rows(history[known])[: self.history_len], codes[known][: self.history_len]))
+        # Pad to the longest history of this batch, not to history_len: the user tower's cost is O(L).
+        length = max(1, max(len(rows) for rows, _ in histories))
+        rows = np.zeros((len(requests), length), np.int64)
+        events = np.full((len(requests), length), EVENT_CODE["click"], np.int64)
+        mask = np.zeros((len(requests), length), bool)
+        for b, (hist_rows, codes) in enumerate(histories):
+            rows[b, : len(hist_rows)], events[b, : len(hist_rows)], mask[b, : len(hist_rows)] = hist_rows, codes, True
+        vecs = self._vectors[torch.from_numpy(rows)]
+        events_t, mask_t = torch.from_numpy(events), torch.from_numpy(mask)
+        queries = [b for b, r in enumerate(requests) if r.get("query")]
+        if not queries:
+            return self.model.encode_users(vecs, events_t, mask_t, None)
+        users = torch.empty(len(requests), self.model.config.dim)
+        plain = [b for b in range(len(requests)) if b not in set(queries)]
+        if plain:
+            users[plain] = self.model.encode_users(vecs[plain], events_t[plain], mask_t[plain], None)
+        q = torch.from_numpy(self.query_model.embed_queries([requests[b]["query"] for b in queries]))
+        users[queries] = self.model.encode_users(vecs[queries], events_t[queries], mask_t[queries], q)
+        return users
+
+    def _excluded(self, req: dict) -> np.ndarray:
+        """Ids never to show this user: the exclude list, purchases in the history and in the shop log."""
+        parts = [np.asarray(req.get("exclude") or [], np.int64)]
+        if req.get("history_events"):
+            history = np.asarray(req["history"], np.int64)
+            parts.append(history[np.asarray([EVENT_CODE[e] == PURCHASE for e in req["history_events"]], bool)])
+        if self.purchases is not None:
+            parts.append(self.purchases.of(int(req["user_id"])))
+        return np.concatenate(parts)
+
+    @torch.inference_mode()
+    def candidates(self, requests: list[dict], with_features: list[bool] | None = None) -> list[Candidates]:
+        """The bandit context of each request (top-N by score among allowed items).
+
+        ``with_features[b]`` asks for neural-linear features (only linear policies read them; they
+        are the bulk of a context, n x d floats, so the others go without).
+        """
+        with_features = with_features or [True] * len(requests)
+        users = self.user_vectors(requests)
+        full = [b for b, r in enumerate(requests) if r.get("candidates") is None]
+        all_scores = (users[full] @ self._vectors.T / self.model.temperature).numpy() if full else None
+        out = []
+        for b, req in enumerate(requests):
+            if req.get("candidates") is None:
+                rows, scores = None, all_scores[full.index(b)].copy()
+            else:
+                rows = np.unique(self.rows(req["candidates"]))
+                scores = (self._vectors[torch.from_numpy(rows)] @ users[b] / self.model.temperature).numpy()
+            banned = self.rows(self._excluded(req))
+            if rows is None:
+                scores[banned] = -np.inf
+            else:
+                scores[np.isin(rows, banned)] = -np.inf
+            out.append(self._context(users[b], rows, scores, with_features[b]))
+        return out
+
+    def _context(self, user: torch.Tensor, rows: np.ndarray | None, scores: np.ndarray, with_features: bool) -> Candidates:
+        allowed = int(np.isfinite(scores).sum())
+        if allowed == 0:
+            return Candidates(None, self.version, self.catalog_version)
+        pick = top_k(scores, min(self.retrieve_n, allowed))
+        cand_rows = pick if rows is None else rows[pick]
+        cand_scores = scores[pick].astype(np.float64)
+        prior = None if self.model.calibrator is None else np.clip(self.model.click_probability(cand_scores), 0.0, 1.0)
+        ctx = Context(
+            item_ids=self.table.item_ids[cand_rows], scores=cand_scores,
+            features=neural_linear_features(user.numpy(), self.table.vectors[cand_rows]) if with_features else None,
+            prior=prior,
+        )
+        return Candidates(ctx, self.version, self.catalog_version)

@@ -1,0 +1,47 @@
+"""ServeConfig and arm specs: one typed config for the CLI and the Serve YAML; bad values name the field."""
+
+import pytest
+
+from serving.config import ArmConfig, ServeConfig, ServeConfigError
+
+
+def test_arm_specs_parse_and_round_trip_through_yaml_args():
+    arm = ArmConfig.parse("explore=epsilon_greedy,epsilon=0.1,n_draws=50@0.5")
+    assert arm == ArmConfig("explore", "epsilon_greedy", {"epsilon": 0.1, "n_draws": 50}, 0.5)
+    assert isinstance(arm.params["n_draws"], int)
+    cfg = ServeConfig(model="m", arms=("control=greedy@1", "explore=epsilon_greedy,epsilon=0.1@1"))
+    again = ServeConfig.from_args(cfg.to_args())
+    assert again.arm_configs() == cfg.arm_configs()
+    yaml_style = ServeConfig.from_args({"model": "m", "arms": [{"name": "a", "policy": "softmax",
+                                                                 "params": {"temperature": 0.5}}]})
+    assert yaml_style.arm_configs()[0].params == {"temperature": 0.5}
+    assert ServeConfig(model="m", policy="ucb1").user_config() == {
+        "arms": [{"name": "ucb1", "policy": "ucb1", "params": {}, "weight": 1.0}]}
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: ArmConfig.parse("greedy"), "arm spec 'greedy': write NAME=POLICY"),
+        (lambda: ArmConfig.parse("a=softmax,temperature"), "parameter 'temperature' must be name=number"),
+        (lambda: ArmConfig.parse("a=softmax,temperature=hot"), "parameter 'temperature=hot' must be name=number"),
+        (lambda: ArmConfig.parse("a=softmax@heavy"), "weight 'heavy' must be a number"),
+        (lambda: ArmConfig("a b"), "arm name 'a b' must be non-empty letters"),
+        (lambda: ArmConfig("a", weight=0), "arm 'a': weight 0 must be a positive number"),
+        (lambda: ServeConfig(model="m", port=0), r"ServeConfig.port=0 must be >= 1"),
+        (lambda: ServeConfig(model="m", port=70000), r"ServeConfig.port=70000 must be <= 65535"),
+        (lambda: ServeConfig(model="m", reward_window_s=0), r"ServeConfig.reward_window_s=0 must be > 0"),
+        (lambda: ServeConfig(model="m", batch_wait_s=2), r"ServeConfig.batch_wait_s=2 must be in \[0, 1\]"),
+        (lambda: ServeConfig(model="m", scorer_replicas=2), "scorer_max_replicas=1 is below scorer_replicas=2"),
+        (lambda: ServeConfig(model="m", history_len=201), "history_len=201 must be <= 200"),
+        (lambda: ServeConfig(model="m", arms=("a=greedy", "a=softmax")), r"arm names \['a', 'a'\] must be unique"),
+        (lambda: ServeConfig.from_args({"model": "m", "colour": 1}), r"unknown keys \['colour'\]"),
+        (lambda: ServeConfig(model="m", policy="bogus"), "arm 'bogus': policy 'bogus' is unknown; choose one of"),
+        (lambda: ServeConfig(model="m", arms=("a=greedy,epsilon=0.1",)), "arm 'a': policy 'greedy' has no parameter 'epsilon'"),
+        (lambda: ServeConfig(model="m", arms=("a=epsilon_greedy,epsilon=2",)), r"arm 'a': epsilon=2 must be in \[0"),
+        (lambda: ServeConfig(model="no/such/dir").check_paths(), "ServeConfig.model=no/such/dir: no serendip.json"),
+    ],
+)
+def test_bad_config_names_the_field(make, match):
+    with pytest.raises(ServeConfigError, match=match):
+        make()

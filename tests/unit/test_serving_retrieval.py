@@ -1,0 +1,81 @@
+"""The scorer's retrieval without Ray: top-N by score, never an excluded or purchased item,
+BERT only for queries, new catalog versions recommendable at once, int8 queries close to fp32."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recsys.model import TwoTower, TwoTowerConfig, build_tiny_base
+from serving.catalog import CatalogStore
+from serving.quantization import agreement, quantized_copy
+from serving.retrieval import PurchaseIndex, Retriever
+
+TITLES = ["waterproof trail shoe", "red wool scarf", "steel water bottle", "leather wallet", "running socks",
+          "rain jacket", "yoga mat", "canvas tote", "ceramic mug", "desk lamp", "hiking pole", "sun hat"]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    base = build_tiny_base(tmp_path_factory.mktemp("tiny"))
+    torch.manual_seed(0)
+    config = TwoTowerConfig(base=str(base), dim=16, user_heads=2, user_layers=1, id_embeddings=False, history_len=8)
+    return TwoTower.from_base(config).eval()
+
+
+def items(ids):
+    return pd.DataFrame({"item_id": ids, "title": [TITLES[i % len(TITLES)] + f" {i}" for i in ids]})
+
+
+@pytest.fixture()
+def retriever(model):
+    table = model.item_table(items(list(range(12))))
+    return Retriever(model, table, retrieve_n=5, history_len=8, purchases=PurchaseIndex(np.array([7]), np.array([3])))
+
+
+def test_candidates_are_the_top_n_by_score_without_banned_items(retriever):
+    req = {"user_id": 7, "history": [1, 2, 999], "history_events": ["purchase", "click", "view"], "exclude": [4]}
+    (cands,) = retriever.candidates([req])
+    ctx = cands.context
+    assert len(ctx.item_ids) == 5 and not set(ctx.item_ids) & {1, 3, 4}  # history purchase, shop purchase, exclude
+    users = retriever.user_vectors([req])
+    scores = (users @ torch.from_numpy(retriever.table.vectors).T / retriever.model.temperature).numpy()[0]
+    allowed = [i for i in np.argsort(-scores) if i not in (1, 3, 4)][:5]
+    assert ctx.item_ids.tolist() == allowed
+    assert np.allclose(ctx.scores, scores[allowed], atol=1e-5)
+    assert ctx.features.shape == (5, 16) and ctx.prior is None  # an uncalibrated model gives no prior
+
+
+def test_candidate_lists_and_queries(retriever):
+    plain, queried, limited, empty = retriever.candidates([
+        {"user_id": 1, "history": [0]},
+        {"user_id": 1, "history": [0], "query": "warm scarf"},
+        {"user_id": 1, "candidates": [5, 6, 6, 12345], "exclude": [6]},
+        {"user_id": 1, "candidates": [12345]},
+    ])
+    assert not np.allclose(plain.context.scores, queried.context.scores)
+    assert limited.context.item_ids.tolist() == [5]
+    assert empty.context is None
+    (bare,) = retriever.candidates([{"user_id": 1, "history": [0]}], with_features=[False])
+    assert bare.context.features is None and np.allclose(bare.context.scores, plain.context.scores)
+
+
+def test_a_new_catalog_version_is_recommendable_at_once(tmp_path, model, retriever):
+    store = CatalogStore(tmp_path)
+    new = items([50])
+    version = store.add(np.array([50]), model.embed_items(new), new.to_dict("records"))
+    retriever.apply(store.since(retriever.catalog_version))
+    assert retriever.catalog_version == version == 1
+    (cands,) = retriever.candidates([{"user_id": 1, "candidates": [50, 0]}])
+    assert 50 in cands.context.item_ids
+    assert CatalogStore(tmp_path).since(0).item_ids.tolist() == [50]  # durable
+    store.add(np.array([51, 50]), np.ones((2, 16), np.float32) * [[1], [2]], [{}, {}])  # 50 re-embedded
+    delta = CatalogStore(tmp_path).since(0)
+    assert delta.item_ids.tolist() == [51, 50] and (delta.vectors[1] == 2).all()  # the newest vector wins
+
+
+def test_int8_queries_agree_with_fp32(model, retriever):
+    report = agreement(model, quantized_copy(model), ["trail shoe", "wool scarf", "lamp for a desk"],
+                       retriever.table.vectors, k=5, repeats=1)
+    assert report["quant_cosine"] > 0.9
+    assert report["quant_speedup"] > 0

@@ -1,0 +1,175 @@
+"""The bandit's durable state without Ray: replay equals the acknowledged state, feedback applies once,
+the reward window closes with reward 0, reconfiguration keeps posteriors, the log is the impressions table."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from recsys.data import read_table
+from recsys.policies import Context
+from serving.bandit_state import BanditSettings, BanditState, ExpiredImpression, UnknownImpression
+from serving.config import ArmConfig
+
+ARMS = [ArmConfig("control", "greedy"), ArmConfig("explore", "epsilon_greedy", {"epsilon": 0.3}),
+        ArmConfig("ts", "thompson"), ArmConfig("lin", "linucb")]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_700_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def context(rng, n=30, d=4):
+    return Context(np.arange(100, 100 + n), rng.normal(size=n), rng.normal(size=(n, d)), rng.uniform(0.01, 0.3, n))
+
+
+def open_state(tmp_path, clock, arms=ARMS, **kw):
+    settings = BanditSettings(state_dir=tmp_path, reward_window_s=60, snapshot_every=kw.pop("snapshot_every", 7),
+                              log_batch_rows=10, **kw)
+    return BanditState(settings, arms, clock=clock)
+
+
+def crash(state):
+    """What a SIGKILL leaves: files as they are; only the kernel's lock goes away."""
+    state.lock.release()
+
+
+def serve_and_feedback(state, rng, users, clicks_per_slate=2):
+    acked = 0
+
+    async def run():
+        nonlocal acked
+        for user in users:
+            body = state.select(user, context(rng), 5)
+            for item in body["items"][:clicks_per_slate]:
+                assert await state.feedback(body["impression_id"], item["item_id"], reward=1.0) == "accepted"
+                acked += 1
+
+    asyncio.run(run())
+    return acked
+
+
+def policy_arrays(state):
+    return {key: {k: v.tolist() for k, v in p.state_dict()[0].items()} for key, p in state.policies.items()}
+
+
+def test_a_crashed_writer_is_replayed_to_the_acknowledged_state(tmp_path):
+    clock, rng = Clock(), np.random.default_rng(0)
+    state = open_state(tmp_path, clock)
+    acked = serve_and_feedback(state, rng, range(40))
+    before = (state.stats(), policy_arrays(state))
+    crash(state)
+    again = open_state(tmp_path, clock)
+    after = (again.stats(), policy_arrays(again))
+    assert again.replayed > 0 and again.snapshot_lsn > 0  # snapshot + WAL tail
+    assert sum(a["counts"]["feedback"] for a in after[0]["arms"]) == acked
+    for key in ("wal_lsn", "pending_impressions", "arms"):
+        assert after[0][key] == before[0][key]
+    assert after[1] == before[1]
+
+
+def test_feedback_is_applied_once_per_impression_and_item(tmp_path):
+    clock, rng = Clock(), np.random.default_rng(1)
+    state = open_state(tmp_path, clock, arms=[ArmConfig("ts", "thompson")])
+    body = state.select(1, context(rng), 3)
+    item = body["items"][0]["item_id"]
+    statuses = asyncio.run(_feedback_twice(state, body["impression_id"], item))
+    assert statuses == ["accepted", "duplicate"]
+    assert state.stats()["arms"][0]["counts"]["feedback"] == 1
+
+
+async def _feedback_twice(state, impression_id, item):
+    return [await state.feedback(impression_id, item, event="click"), await state.feedback(impression_id, item, reward=1.0)]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "error", "match"),
+    [
+        (lambda iid, item: (iid[:-1] + ("A" if iid[-1] != "A" else "B"), item), UnknownImpression,
+         "signature does not verify"),
+        (lambda iid, item: ("nonsense", item), UnknownImpression, "impression id is malformed"),
+        (lambda iid, item: (iid, 99_999), UnknownImpression, "item_id 99999 was not shown in impression"),
+    ],
+)
+def test_unknown_feedback_is_refused(tmp_path, tamper, error, match):
+    clock, rng = Clock(), np.random.default_rng(2)
+    state = open_state(tmp_path, clock)
+    body = state.select(1, context(rng), 3)
+    iid, item = tamper(body["impression_id"], body["items"][0]["item_id"])
+    with pytest.raises(error, match=match):
+        asyncio.run(state.feedback(iid, item, reward=1.0))
+
+
+def test_the_window_closes_with_reward_zero_and_late_feedback_is_refused(tmp_path):
+    clock, rng = Clock(), np.random.default_rng(3)
+    state = open_state(tmp_path, clock, arms=[ArmConfig("ts", "thompson")])
+    body = state.select(5, context(rng), 4)
+    shown = [i["item_id"] for i in body["items"]]
+    asyncio.run(state.feedback(body["impression_id"], shown[1], reward=1.0))
+    clock.now += 61
+    with pytest.raises(ExpiredImpression, match="the 60 s reward window has closed"):
+        asyncio.run(state.feedback(body["impression_id"], shown[0], reward=1.0))
+    assert state.stats()["pending_impressions"] == 0
+    assert state.policies[("ts", "thompson")].n_updates == 4  # 1 click + 3 default zeros
+    state.log.interval_s = 0
+    state.tick()
+    log = read_table(tmp_path / "impressions" / "part-000000.parquet", "impressions")
+    assert log["item_id"].tolist() == shown and log["position"].tolist() == [0, 1, 2, 3]
+    assert log["reward"].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert (log["policy"] == "ts").all() and log["propensity"].between(0, 1).all()
+
+
+def test_reconfigure_changes_exploration_and_keeps_the_posterior(tmp_path):
+    clock, rng = Clock(), np.random.default_rng(4)
+    state = open_state(tmp_path, clock, arms=[ArmConfig("main", "epsilon_greedy", {"epsilon": 0.0})])
+    serve_and_feedback(state, rng, range(10))
+    learned = state.policies[("main", "epsilon_greedy")].n_updates
+    assert all(not i["explored"] for i in state.select(1, context(rng), 5)["items"])
+    state.reconfigure([ArmConfig("main", "epsilon_greedy", {"epsilon": 1.0})])
+    policy = state.policies[("main", "epsilon_greedy")]
+    assert policy.epsilon == 1.0 and policy.n_updates == learned
+    explored = [i["explored"] for _ in range(10) for i in state.select(1, context(rng), 5)["items"]]
+    assert np.mean(explored) > 0.5
+    crash(state)
+    assert open_state(tmp_path, clock, arms=None).policies[("main", "epsilon_greedy")].epsilon == 1.0
+
+
+def test_bad_reconfiguration_is_refused_before_it_is_logged(tmp_path):
+    state = open_state(tmp_path, Clock())
+    lsn = state.lsn
+    with pytest.raises(ValueError, match="policy 'bogus' is unknown"):
+        state.reconfigure([ArmConfig("a", "bogus")])
+    with pytest.raises(ValueError, match="has no parameter 'epsilon'"):
+        state.reconfigure([ArmConfig("a", "greedy", {"epsilon": 0.1})])
+    assert state.lsn == lsn
+
+
+def test_purchased_items_are_not_recommended_again(tmp_path):
+    clock, rng = Clock(), np.random.default_rng(5)
+    state = open_state(tmp_path, clock, arms=[ArmConfig("g", "greedy", {"floor": 0.0})])
+    ctx = context(rng, n=6)
+    body = state.select(9, ctx, 3)
+    bought = body["items"][0]["item_id"]
+    asyncio.run(state.feedback(body["impression_id"], bought, event="purchase"))
+    for _ in range(5):
+        assert bought not in [i["item_id"] for i in state.select(9, ctx, 6)["items"]]
+    assert bought in [i["item_id"] for i in state.select(10, ctx, 6)["items"]]
+
+
+def test_a_linear_arm_asks_for_features_and_only_it_keeps_them(tmp_path):
+    clock, rng = Clock(), np.random.default_rng(6)
+    state = open_state(tmp_path, clock, arms=[ArmConfig("lin", "linucb")])
+    ctx = context(rng)
+    bare = Context(ctx.item_ids, ctx.scores, None, ctx.prior)
+    assert state.select(1, bare, 3) == {"need_features": True}
+    assert state.arm_table() == [(1.0, True)]
+    body = state.select(1, ctx, 3)
+    assert state.pending.get(int(body["impression_id"].split(".")[0], 16)).features.shape == (3, 4)
+    state.reconfigure([ArmConfig("ts", "thompson")])
+    body = state.select(1, ctx, 3)
+    assert state.arm_table() == [(1.0, False)]
+    assert state.pending.get(int(body["impression_id"].split(".")[0], 16)).features is None

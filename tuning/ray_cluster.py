@@ -1,0 +1,41 @@
+"""Where a sweep runs: an existing Ray cluster, or an embedded local one started the way tests do.
+
+The local start declares ``TRAIN_DRIVER``, a custom resource for the Tune trial that drives a
+Train run: on 2 CPUs a 1-CPU trial plus 1-CPU Train workers never schedules (RAY_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import ray
+
+TRAIN_DRIVER = "TRAIN_DRIVER"
+"""Custom resource a Train-driving trial holds instead of a CPU."""
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the cluster at ``address``, or start a loopback-only local Ray; no-op when already up.
+
+    The dashboard stays on: without it Train cannot free a finished run's placement group.
+    """
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return
+    ray.init(num_cpus=num_cpus, resources={TRAIN_DRIVER: 4}, include_dashboard=True,
+             dashboard_host="127.0.0.1")
+
+
+def trial_driver_resources() -> dict[str, float]:
+    """Resources of a trial that only drives a Train run: TRAIN_DRIVER when the cluster has it, else 1 CPU."""
+    if ray.cluster_resources().get(TRAIN_DRIVER, 0) >= 1:
+        return {TRAIN_DRIVER: 1}
+    return {"cpu": 1}
+
+
+def concurrent_slots(cpus_per_trial: float) -> int:
+    """How many trials needing ``cpus_per_trial`` CPUs fit on the cluster at once (at least 1)."""
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    return max(1, math.floor(cpus / cpus_per_trial + 1e-9))
