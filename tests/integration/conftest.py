@@ -49,19 +49,3 @@ def serve_port(ray_session) -> int:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     return port
 
-
-# Tests that failed on the shared 2-core machine at load averages of 20-35 while this session's other
-# work ran, and whose cause is not yet pinned down. They still run and report XPASS/XFAIL, so a pass or
-# a fail stays visible; the open work is tracked in issue 7 (real-cluster tests) and issue 3 (worker kill).
-KNOWN_UNSTABLE = {
-    "test_cluster_faults.py": "issue 7: node-removal drills not yet stable (KeyError 'result' under load)",
-    "test_cluster_jobs.py": "issue 7: `ray start --head` job tests failed in the full-suite run under load",
-    "test_two_workers_survive_a_killed_worker_then_a_rerun_resumes": "issue 3: failed once under load 30",
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        for key, reason in KNOWN_UNSTABLE.items():
-            if key in item.nodeid:
-                item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
