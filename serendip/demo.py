@@ -36,18 +36,31 @@ class Budget:
     """How big each step of the demo is."""
 
     users: int
+    """Shoppers in the simulated shop."""
     items: int
+    """Products in its initial catalog."""
     days: int
+    """Days of logged history the model trains on."""
     epochs: int
+    """Fine-tuning epochs (max_steps may end the run sooner)."""
     max_steps: int
+    """Optimizer steps of the fine-tuning run at most."""
     batch_size: int
+    """Training examples per step per worker."""
     trials: int
+    """Trials of the exploration sweep."""
     sweep_seeds: int
+    """Replays per sweep trial."""
     candidates: int
+    """Random products each visit asks /recommend to rank (the sweep's candidate count too)."""
     rounds: int
+    """Rounds of shopper visits in the A/B test; the policies learn between rounds."""
     visits_per_round: int
+    """Shoppers visiting at once in each round (the client's concurrency)."""
     inject: int
-    policies: tuple[str, ...] = ("greedy", "epsilon_greedy", "ucb1", "thompson")
+    """New products added through PUT /items a third of the way in."""
+    policies: tuple[str, ...] = ("greedy", "ucb1", "thompson")
+    """Policies the sweep compares (greedy is the A/B control)."""
 
     @property
     def sweep_rounds(self) -> int:
@@ -70,7 +83,7 @@ class DemoConfig:
     """The whole Serendip loop on a simulated shop: simulate, train, sweep, serve, shop, report."""
 
     quick: bool = False
-    """A small budget for a smoke run (under 3 minutes on 2 CPUs); the full demo takes up to 15."""
+    """A small budget: a smoke run of a few minutes (the full demo aims at 15 at most on 2 CPUs)."""
     keep_serving: bool = False
     """Leave the Serve app running after the report (Ctrl-C stops it)."""
     out: Path = Path("runs")

@@ -22,7 +22,7 @@ import pytest
 from cluster.jobs import JobServer, connect, exit_code, wait_until_done
 from cluster.submit import PROJECT_ROOT, SubmitConfig, runtime_env, submit
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -72,7 +72,7 @@ def ray_head():
     log = open(tmp / "head.log", "w")
     head = subprocess.Popen(cmd, env=head_env(tmp), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a loaded 2-core machine can take minutes
         while True:
             try:
                 connect(JobServer(address))
@@ -150,7 +150,7 @@ def test_the_real_project_uploads_without_venv_and_keeps_recsys_data(ray_head):
              "print(sorted(p for p in ['recsys/data/schemas.py', 'serendip/cli.py', '.venv', '.git', 'data', 'runs'] "
              "if Path(p).exists()))")
     job = client.submit_job(entrypoint=f"python -c \"{probe}\"", runtime_env=runtime_env(cfg))
-    info = wait_until_done(client, job, timeout_s=120)
+    info = wait_until_done(client, job, timeout_s=400)
     assert exit_code(info.status.value, info.driver_exit_code) == 0, (info.message, client.get_job_logs(job))
     assert "['recsys/data/schemas.py', 'serendip/cli.py']" in client.get_job_logs(job)
     assert cfg.working_dir == PROJECT_ROOT
@@ -161,7 +161,7 @@ def test_stop_gives_a_nonzero_exit_code(ray_head, capsys):
 
     client = connect(JobServer(ray_head))
     job = client.submit_job(entrypoint="python -c \"import time; print('started', flush=True); time.sleep(120)\"")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240
     while client.get_job_status(job).value == "PENDING" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert stop_job(JobsStopConfig(job_id=job, address=ray_head, wait=True)) == 0
@@ -175,7 +175,7 @@ def test_a_tiny_training_job_writes_its_model_and_checkpoints(ray_head, tmp_path
     from recsys.model import build_tiny_base
     from recsys.simulator import SimulateConfig, simulate
 
-    shop = simulate(SimulateConfig(out=tmp_path / "shop", users=80, items=60, days=8, seed=1, quiet=True))
+    shop = simulate(SimulateConfig(out=tmp_path / "shop", users=100, items=60, days=20, seed=1, quiet=True))
     base = build_tiny_base(tmp_path / "base")
     model, storage = tmp_path / "model", tmp_path / "storage"
     cfg = SubmitConfig(command="train", address=ray_head, wait=True, storage=str(storage), args=(
