@@ -36,7 +36,7 @@ GENERATED_HEADER = (
 )
 
 # The RayJobs: name -> entrypoint, run on a fresh cluster of raycluster.yaml's shape. Paths live on the
-# shared volume (storage.yaml); --storage-path is where Train checkpoints and Tune trials go.
+# shared volume (storage.yaml): Train checkpoints in --storage-path, a sweep's Tune state under its --out.
 JOBS: dict[str, str] = {
     "serendip-train": (
         "python -m training --data /mnt/serendip/shop --out /mnt/serendip/models/minilm "
@@ -44,7 +44,7 @@ JOBS: dict[str, str] = {
     ),
     "serendip-sweep": (
         "python -m tuning hparams --data /mnt/serendip/shop --out /mnt/serendip/sweeps/hparams "
-        "--trials 16 --workers-per-trial 1 --storage-path /mnt/serendip/ray_results"
+        "--trials 16 --workers-per-trial 1 --address auto"
     ),
 }
 

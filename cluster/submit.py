@@ -3,7 +3,9 @@
 The project travels to the cluster as the job's ``working_dir`` (minus the virtualenv, data, outputs
 and caches); the entrypoint is ``python -m <layer> ARGS`` run by the cluster's own Python, so the
 same flags work as on a laptop. ``--storage`` (a shared path or a cloud URI) becomes the layer's
-storage flag, so Train checkpoints and Tune experiments land where every node can reach them.
+storage flag, so Train checkpoints land where every node can reach them. Tuning keeps its Tune state
+and its trials' checkpoints under its own ``--out``, so a sweep names shared storage there; a sweep
+job joins the cluster it runs on (``--address auto``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ ENTRYPOINTS: dict[str, tuple[str, ...]] = {
     "serve": ("-m", "serving"),
 }
 
-# command -> the flag of that layer's CLI that takes the storage path (TrainConfig.storage_path, ...).
-STORAGE_FLAGS: dict[str, str] = {"train": "--storage-path", "tune": "--storage-path"}
+# command -> the flag of that layer's CLI that takes the storage path (TrainConfig.storage_path).
+STORAGE_FLAGS: dict[str, str] = {"train": "--storage-path"}
+
+# command -> flags that make the job's driver join the cluster it runs on, unless the args set them.
+JOIN_CLUSTER: dict[str, tuple[str, ...]] = {"tune": ("--address", "auto")}
 
 # Storage URI schemes that pyarrow.fs (which Train and Tune use) can write to.
 STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss", "file")
@@ -57,7 +62,7 @@ class SubmitConfig(JobServer):
     wait: bool = False
     """Stream the logs until the job ends and exit with the job's exit code."""
     storage: str | None = None
-    """Shared storage for checkpoints and results: an absolute path on shared disk or a URI (s3://...)."""
+    """train only: Train's checkpoint storage, an absolute path on shared disk or a URI (s3://...)."""
     working_dir: Path = PROJECT_ROOT
     """The project folder uploaded as the job's working_dir."""
     python: str = "python"
@@ -88,11 +93,13 @@ class SubmitConfig(JobServer):
 
 def check_storage(storage: str, command: str) -> None:
     """Raise ValueError unless ``storage`` is a URI or absolute path that ``command`` can use."""
-    if command not in STORAGE_FLAGS:
+    if command == "tune":
         raise ValueError(
-            f"--storage: `{command}` keeps no checkpoints; --storage applies to "
-            f"{' and '.join(STORAGE_FLAGS)} only"
+            "--storage: `tune` keeps its Tune state and trial checkpoints under its own --out; "
+            "pass `-- hparams --out /shared/path ...` on storage every node mounts"
         )
+    if command not in STORAGE_FLAGS:
+        raise ValueError(f"--storage: `{command}` keeps no checkpoints; --storage applies to train only")
     scheme = urlparse(storage).scheme
     if scheme:
         if scheme not in STORAGE_SCHEMES:
@@ -112,6 +119,9 @@ def entrypoint(cfg: SubmitConfig) -> str:
     argv = [cfg.python, *ENTRYPOINTS[cfg.command], *cfg.args]
     if cfg.storage is not None:
         argv += [STORAGE_FLAGS[cfg.command], cfg.storage]
+    join = JOIN_CLUSTER.get(cfg.command, ())
+    if join and not any(a == join[0] or a.startswith(join[0] + "=") for a in cfg.args):
+        argv += join
     return shlex.join(argv)
 
 

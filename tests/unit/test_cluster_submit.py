@@ -23,7 +23,8 @@ def test_the_cli_splits_own_flags_from_the_commands_flags_at_the_double_dash():
 @pytest.mark.parametrize(
     ("command", "args", "expected"),
     [
-        ("tune", ("hparams", "--trials", "4"), "python -m tuning hparams --trials 4"),
+        ("tune", ("hparams", "--trials", "4"), "python -m tuning hparams --trials 4 --address auto"),
+        ("tune", ("exploration", "--address=ray://h:10001"), "python -m tuning exploration --address=ray://h:10001"),
         ("evaluate", ("--log", "/data/log.parquet"), "python -m serendip evaluate --log /data/log.parquet"),
         ("simulate", ("--out", "/mnt/shop"), "python -m serendip simulate --out /mnt/shop"),
         ("serve", (), "python -m serving"),
@@ -56,7 +57,10 @@ def test_the_runtime_env_carries_the_project_without_venv_data_or_outputs():
          "--storage 'ftp://host/x': unsupported scheme 'ftp'; use one of s3://, gs://, gcs://, hdfs://, "
          "abfs://, abfss://, file:// or an absolute path"),
         ({"command": "evaluate", "storage": "s3://b/x"},
-         "--storage: `evaluate` keeps no checkpoints; --storage applies to train and tune only"),
+         "--storage: `evaluate` keeps no checkpoints; --storage applies to train only"),
+        ({"command": "tune", "storage": "/mnt/shared"},
+         "--storage: `tune` keeps its Tune state and trial checkpoints under its own --out; "
+         "pass `-- hparams --out /shared/path ...` on storage every node mounts"),
         ({"storage": "s3://b/x", "args": ("--storage-path", "s3://b/y")},
          "--storage 's3://b/x' and --storage-path after `--` both set the storage path; keep one"),
         ({"working_dir": PROJECT_ROOT / "cluster"},
