@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from recsys.data.schemas import EVENT_TYPES
 from recsys.model.config import TwoTowerConfig
@@ -52,7 +53,7 @@ class TrainConfig:
     """Most recent history items the user tower reads."""
     history_drop: float = 0.1
     """Share of history items hidden at random during training (augmentation)."""
-    negatives: str = "in_batch"
+    negatives: Literal["in_batch", "catalog"] = "in_batch"
     """Softmax negatives: "in_batch" (the batch's other items, logQ-corrected) or "catalog" (every item; small catalogs)."""
     neg_ratio: int = 4
     """BCE negatives sampled per positive among the in-batch items, when no impression log has real non-clicks."""
@@ -74,7 +75,7 @@ class TrainConfig:
     """Transformer layers of the user tower."""
     dropout: float = 0.1
     """Dropout in the user tower."""
-    protocol: str = "random"
+    protocol: Literal["random", "loo", "cold"] = "random"
     """Split of the events: "random" (per-user 8:1:1), "loo" (time-ordered leave-one-out) or "cold" (held-out items)."""
     cold_frac: float = 0.1
     """With --protocol cold: share of items held out of training entirely (their events are the test set)."""
@@ -90,7 +91,7 @@ class TrainConfig:
     """Stop after this many epochs without a better validation NDCG@10."""
     eval_users: int = 0
     """Validation users per epoch (0 = all); a seeded sample keeps epochs comparable."""
-    calibration: str = "platt"
+    calibration: Literal["platt", "isotonic"] = "platt"
     """Click-probability calibration on validation: "platt" or "isotonic"."""
     seed: int = 0
     """Seed of the split, the initialisation, the shuffling and the sampling."""
@@ -104,7 +105,7 @@ class TrainConfig:
     """Print a progress line (loss, samples/s) every this many steps."""
     inject_failure_epoch: int = -1
     """Testing hook: raise once in this epoch (first attempt only, marker file in storage) to exercise restarts."""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
     """Free-form notes recorded in serendip.json (e.g. the benchmark that made the model)."""
 
     def __post_init__(self) -> None:

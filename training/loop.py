@@ -13,9 +13,12 @@ import contextlib
 import math
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from recsys.model import ItemTable, TwoTower
@@ -94,8 +97,30 @@ def _start(cfg: TrainConfig, data: RunData, session: Session) -> tuple[TwoTower,
     return core, optimizer, state
 
 
-def train_loop(config: dict, session: Session | None = None) -> dict:
-    """Train per ``config`` (TrainConfig.to_dict() plus "prepared" and "fingerprint"); returns the history."""
+@dataclass
+class Run:
+    """Everything one worker's epochs share."""
+
+    cfg: TrainConfig
+    config: dict
+    session: Session
+    data: RunData
+    core: TwoTower
+    """The model itself (``model`` may be its DDP wrapper)."""
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    cache: TextCache
+    examples: pd.DataFrame
+    steps: int
+    """Steps per epoch, equal on every rank."""
+    total: int
+    """Steps of the whole run (for the learning-rate schedule)."""
+    autocast: Callable
+    generator: torch.Generator
+
+
+def _setup(config: dict, session: Session | None) -> tuple[Run, dict]:
+    """Load data and model (fresh or from the latest checkpoint), wrap for DDP, encode the catalog."""
     cfg = TrainConfig.from_dict(config)
     if "prepared" not in config:
         from training.prepare import prepare
@@ -105,6 +130,9 @@ def train_loop(config: dict, session: Session | None = None) -> dict:
     session = session or default_session(config, cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if session.rank == 0:
+        print(f"[train] {session.world_size} worker(s) on {session.device}, {torch.get_num_threads()} torch "
+              f"threads each", flush=True)
     data = RunData.load(config["prepared"])
     core, optimizer, state = _start(cfg, data, session)
     model = session.prepare_model(core)
@@ -116,42 +144,56 @@ def train_loop(config: dict, session: Session | None = None) -> dict:
     on_gpu = session.device.type == "cuda"
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_gpu else contextlib.nullcontext
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + session.rank)
+    return Run(cfg, config, session, data, core, model, optimizer, cache, examples, steps, total, autocast,
+               generator), state
+
+
+def _train_epoch(run: Run, state: dict, epoch: int) -> tuple[list[float], int, float]:
+    """One pass over this worker's shuffled examples: (losses, samples, seconds)."""
+    cfg, session = run.cfg, run.session
+    rng = np.random.default_rng([cfg.seed, epoch, session.rank])
+    order = rng.permutation(len(run.examples))
+    run.model.train()
+    losses, started, done = [], time.perf_counter(), 0
+    for step in range(run.steps):
+        if cfg.max_steps and state["global_step"] >= cfg.max_steps:
+            break
+        frame = run.examples.iloc[order[step * cfg.batch_size : (step + 1) * cfg.batch_size]]
+        batch = make_batch(frame, run.data, cfg, rng, session.device)
+        for group in run.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * lr_factor(state["global_step"], run.total, cfg.warmup)
+        loss, parts = batch_loss(run.model, run.core, batch, run.cache, run.data, cfg, run.autocast(), run.generator)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in run.core.parameters() if p.requires_grad], 5.0)
+        run.optimizer.step()
+        state["global_step"] += 1
+        done += len(batch)
+        losses.append(float(loss.detach()))
+        if session.rank == 0 and (step + 1) % cfg.log_every == 0:
+            rate = done * session.world_size / (time.perf_counter() - started)
+            print(f"[train] epoch {epoch} step {step + 1}/{run.steps} loss {np.mean(losses[-cfg.log_every:]):.4f} "
+                  f"{' '.join(f'{k} {v:.4f}' for k, v in parts.items())} {rate:.1f} samples/s", flush=True)
+    return losses, done, time.perf_counter() - started
+
+
+def train_loop(config: dict, session: Session | None = None) -> dict:
+    """Train per ``config`` (TrainConfig.to_dict() plus "prepared" and "fingerprint"); returns the history."""
+    run, state = _setup(config, session)
+    cfg, session = run.cfg, run.session
     stop = _stop_reason(state, cfg)  # re-evaluated: a rerun may raise --epochs, --max-steps or --patience
     for epoch in range(state["epochs_done"], cfg.epochs):
         if stop:
             break
         _maybe_fail(cfg, epoch, session)
-        rng = np.random.default_rng([cfg.seed, epoch, session.rank])
-        order = rng.permutation(len(examples))
-        model.train()
-        losses, started, done = [], time.perf_counter(), 0
-        for step in range(steps):
-            if cfg.max_steps and state["global_step"] >= cfg.max_steps:
-                break
-            frame = examples.iloc[order[step * cfg.batch_size : (step + 1) * cfg.batch_size]]
-            batch = make_batch(frame, data, cfg, rng, session.device)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * lr_factor(state["global_step"], total, cfg.warmup)
-            loss, parts = batch_loss(model, core, batch, cache, data, cfg, autocast(), generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in core.parameters() if p.requires_grad], 5.0)
-            optimizer.step()
-            state["global_step"] += 1
-            done += len(batch)
-            losses.append(float(loss.detach()))
-            if session.rank == 0 and (step + 1) % cfg.log_every == 0:
-                rate = done * session.world_size / (time.perf_counter() - started)
-                print(f"[train] epoch {epoch} step {step + 1}/{steps} loss {np.mean(losses[-cfg.log_every:]):.4f} "
-                      f"{' '.join(f'{k} {v:.4f}' for k, v in parts.items())} {rate:.1f} samples/s", flush=True)
-        seconds = time.perf_counter() - started
-        metrics, item_vecs, calibrator = validate(core, cache, data, cfg, session)
+        losses, done, seconds = _train_epoch(run, state, epoch)
+        metrics, item_vecs, calibrator = validate(run.core, run.cache, run.data, cfg, session)
         loss_sum = session.all_reduce(torch.tensor([sum(losses), len(losses)], dtype=torch.float64))
         metrics.update(epoch=epoch, step=state["global_step"], loss=float(loss_sum[0] / loss_sum[1].clamp_min(1)),
                        train_seconds=seconds, samples_per_s=done * session.world_size / max(seconds, 1e-9))
         state = _after_epoch(state, metrics, cfg)
-        stop = state.get("stopped")
-        _report(session, core, optimizer, state, metrics, calibrator, item_vecs, data, cfg, config)
+        stop = state["stopped"]
+        _report(run, state, metrics, calibrator, item_vecs)
         if session.rank == 0:
             print(f"[train] epoch {epoch} done: loss {metrics['loss']:.4f} val_ndcg10 {metrics['val_ndcg10']:.4f} "
                   f"{metrics['samples_per_s']:.1f} samples/s{' (' + stop + ')' if stop else ''}", flush=True)
@@ -179,16 +221,16 @@ def _stop_reason(state: dict, cfg: TrainConfig) -> str | None:
     return None
 
 
-def _report(session: Session, core: TwoTower, optimizer, state: dict, metrics: dict, calibrator, item_vecs,
-            data: RunData, cfg: TrainConfig, config: dict) -> None:
+def _report(run: Run, state: dict, metrics: dict, calibrator, item_vecs) -> None:
     """Every rank reports (a barrier); rank 0 attaches the checkpoint."""
-    if session.rank != 0:
-        session.report(metrics, None)
+    if run.session.rank != 0:
+        run.session.report(metrics, None)
         return
+    core = run.core
     core.calibrator = calibrator or core.calibrator
     manifest = {"base_model": core.manifest.get("base_model") or resolve_base(core.config.base),
-                "data_fingerprint": config.get("fingerprint", ""), "metrics": metrics, "epoch": metrics["epoch"],
-                "train_config": cfg.to_dict()}
+                "data_fingerprint": run.config.get("fingerprint", ""), "metrics": metrics, "epoch": metrics["epoch"],
+                "train_config": run.cfg.to_dict()}
     with tempfile.TemporaryDirectory(prefix="serendip-ckpt-") as tmp:
-        save_checkpoint(Path(tmp), core, optimizer, state, ItemTable(data.item_ids, item_vecs), manifest)
-        session.report(metrics, Path(tmp))
+        save_checkpoint(Path(tmp), core, run.optimizer, state, ItemTable(run.data.item_ids, item_vecs), manifest)
+        run.session.report(metrics, Path(tmp))

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel
 
-BERT_FAMILY: frozenset[str] = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "electra"})
+BERT_FAMILY: frozenset[str] = frozenset({"bert", "roberta", "xlm-roberta", "camembert"})
 """``model_type`` values whose encoders have ``embeddings`` + ``encoder.layer`` like BERT."""
 
 
