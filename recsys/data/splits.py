@@ -83,8 +83,9 @@ def random_split(events: pd.DataFrame, ratios: tuple[float, float, float] = (0.8
                  seed: int = 0) -> Split:
     """Per user, shuffle the events with ``seed`` and cut them train:valid:test by ``ratios``.
 
-    A user with n events gets round(n * valid) valid and round(n * test) test events (halves round
-    up), capped so that at least one stays in train.
+    The counts follow RecBole's rule (``Dataset._calcu_split_ids``), so figures compare with its
+    benchmarks: a user with n events gets floor(n * test) test and floor(n * valid) valid events,
+    raised to 1 where n * share is in (0, 1) while more than one event stays in train.
     """
     require_columns(events, ("user_id", "item_id"))
     if len(ratios) != 3 or min(ratios) < 0 or ratios[0] <= 0 or not np.isclose(sum(ratios), 1.0):
@@ -92,9 +93,13 @@ def random_split(events: pd.DataFrame, ratios: tuple[float, float, float] = (0.8
                          "with train > 0, e.g. (0.8, 0.1, 0.1)")
     key = np.random.default_rng(seed).random(len(events))
     rank, size = rank_within_user(events["user_id"].to_numpy(), key)
-    n_valid = np.minimum(np.floor(size * ratios[1] + 0.5).astype(np.int64), size - 1)
-    n_test = np.minimum(np.floor(size * ratios[2] + 0.5).astype(np.int64), size - 1 - n_valid)
+    n_test = np.floor(ratios[2] * size).astype(np.int64)
+    n_valid = np.floor(ratios[1] * size).astype(np.int64)
     n_train = size - n_valid - n_test
+    for share, count in ((ratios[2], n_test), (ratios[1], n_valid)):
+        bump = (n_train > 1) & (share * size > 0) & (share * size < 1)
+        count += bump
+        n_train -= bump
     part = np.select([rank < n_train, rank < n_train + n_valid], [TRAIN, VALID], TEST)
     return assemble(events, np.where(size < MIN_EVENTS, TRAIN, part))
 
