@@ -174,7 +174,8 @@ def floor_app(num_cpus: dict[str, float], max_batch_size: int, batch_wait_s: flo
 
         @api.post("/recommend")
         async def recommend(self, body: RecommendRequest) -> dict:
-            result = await self.bandit.select.remote(body.user_id, self.scorer.score.remote(body.model_dump(), 0), body.k)
+            candidates = await self.scorer.score.remote(body.model_dump(), 0)  # awaited here, as the real ingress does
+            result = await self.bandit.select.remote(body.user_id, candidates, body.k)
             result.pop("catalog_version")
             return result
 

@@ -55,7 +55,7 @@ def graph(cfg: ServeConfig) -> Application:
     scorer = Scorer.options(**scorer_options(cfg)).bind(args, bandit)
     return Ingress.options(
         num_replicas=cfg.ingress_replicas, ray_actor_options={"num_cpus": cfg.ingress_num_cpus},
-    ).bind(scorer, bandit, cfg.token_env)
+    ).bind(scorer, bandit, cfg.token_env, cfg.score_timeout_s, cfg.score_attempts)
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -125,6 +125,10 @@ class ServeConfig:
     """Largest scorer batch (``@serve.batch``); the scorer accepts at least this many ongoing requests."""
     batch_wait_s: float = 0.002
     """How long the scorer waits to fill a batch."""
+    score_timeout_s: float = 10.0
+    """Deadline of one scorer call; past it the ingress retries on another replica (a node that died hard)."""
+    score_attempts: int = 3
+    """Scorer calls per /recommend before it answers 503."""
     retrieve_n: int = 200
     """Candidates retrieved by dot product and handed to the bandit."""
     history_len: int = 50
@@ -161,12 +165,12 @@ class ServeConfig:
         self.policy_params = {str(k): _number(v) for k, v in dict(self.policy_params).items()}
         self.arms = tuple(self.arms)
         positive_ints = ("port", "scorer_replicas", "ingress_replicas", "max_batch_size", "retrieve_n",
-                         "history_len", "snapshot_every", "wal_group_size", "log_batch_rows")
+                         "history_len", "snapshot_every", "wal_group_size", "log_batch_rows", "score_attempts")
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
                 raise ServeConfigError(f"ServeConfig.{name}={getattr(self, name)} must be >= 1")
         positive_floats = ("scorer_num_cpus", "bandit_num_cpus", "ingress_num_cpus", "reward_window_s",
-                           "snapshot_interval_s", "log_interval_s")
+                           "snapshot_interval_s", "log_interval_s", "score_timeout_s")
         for name in positive_floats:
             if not float(getattr(self, name)) > 0:
                 raise ServeConfigError(f"ServeConfig.{name}={getattr(self, name)} must be > 0")

@@ -7,6 +7,7 @@ Any error from a downstream deployment becomes a 503 with a reason, never a stac
 
 # No ``from __future__ import annotations`` here: FastAPI must see the request models themselves
 # on the methods that Serve's class-based ingress re-binds.
+import asyncio
 import hmac
 import json
 import os
@@ -69,9 +70,12 @@ def _unavailable(stage: str, err: Exception) -> HTTPException:
 class Ingress:
     """POST /recommend, POST /feedback, PUT /items, GET /healthz, /stats, /experiments."""
 
-    def __init__(self, scorer: DeploymentHandle, bandit: DeploymentHandle, token_env: str = "SERENDIP_API_TOKEN") -> None:
+    def __init__(self, scorer: DeploymentHandle, bandit: DeploymentHandle, token_env: str = "SERENDIP_API_TOKEN",
+                 score_timeout_s: float = 10.0, score_attempts: int = 3) -> None:
         self.scorer = scorer
         self.bandit = bandit
+        self.score_timeout_s = score_timeout_s
+        self.score_attempts = score_attempts
         Guard.token = os.environ.get(token_env) or None
         self.catalog_version = 0
         self.arm_table: list[tuple[float, bool]] | None = None
@@ -83,8 +87,21 @@ class Ingress:
             return True
         return self.arm_table[assign_arm(user_id, [w for w, _ in self.arm_table])][1]
 
+    async def _candidates(self, body: RecommendRequest, with_features: bool):
+        """The scorer's answer, under a deadline per call: a replica on a node that died without a word
+        would hold the request until Ray notices (tens of seconds); a retry goes to a live replica."""
+        for attempt in range(self.score_attempts):
+            response = self.scorer.score.remote(body.model_dump(), self.catalog_version, with_features)
+            try:
+                return await asyncio.wait_for(response, self.score_timeout_s)
+            except TimeoutError:
+                response.cancel()
+                if attempt == self.score_attempts - 1:
+                    raise
+        raise AssertionError("unreachable: score_attempts >= 1")
+
     async def _slate(self, body: RecommendRequest, with_features: bool) -> dict:
-        candidates = self.scorer.score.remote(body.model_dump(), self.catalog_version, with_features)
+        candidates = await self._candidates(body, with_features)
         result = await self.bandit.select.remote(body.user_id, candidates, body.k)
         self.arm_table = [tuple(a) for a in result.pop("arm_table")]
         self.catalog_version = max(self.catalog_version, result.pop("catalog_version"))

@@ -15,7 +15,7 @@ import torch
 
 from recsys.data import EVENT_TYPES, read_table
 from recsys.model import ItemTable, TwoTower
-from recsys.policies import Context, neural_linear_features
+from recsys.policies import Context, linear_policy_features
 from recsys.policies.base import top_k
 from serving.bandit_state import Candidates
 from serving.catalog import CatalogDelta
@@ -167,7 +167,7 @@ class Retriever:
         prior = None if self.model.calibrator is None else np.clip(self.model.click_probability(cand_scores), 0.0, 1.0)
         ctx = Context(
             item_ids=self.table.item_ids[cand_rows], scores=cand_scores,
-            features=neural_linear_features(user.numpy(), self.table.vectors[cand_rows]) if with_features else None,
+            features=linear_policy_features(user.numpy(), self.table.vectors[cand_rows], prior) if with_features else None,
             prior=prior,
         )
         return Candidates(ctx, self.version, self.catalog_version)

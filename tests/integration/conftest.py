@@ -20,7 +20,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def ray_session():
+def metrics_port() -> int:
+    """Where the session's Ray exports Prometheus metrics (Serve's and Serendip's own)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def ray_session(metrics_port):
     import ray
 
     ray.init(
@@ -30,6 +36,7 @@ def ray_session():
         dashboard_host="127.0.0.1",
         dashboard_port=free_port(),
         log_to_driver=False,
+        _metrics_export_port=metrics_port,
     )
     yield ray
     try:

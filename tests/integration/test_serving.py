@@ -146,6 +146,23 @@ def test_experiments_report_each_arm(served):
         assert 0.0 <= arm["p_value_vs_control"] <= 1.0
 
 
+def test_custom_metrics_reach_prometheus(served, metrics_port):
+    _, client, _, _ = served
+    slate = recommend(client, 21, k=3)
+    feedback(client, slate["impression_id"], slate["items"][0]["item_id"], event="click")
+    wanted = ("serendip_impressions", "serendip_items_shown", "serendip_feedback", "serendip_stage_latency_ms")
+    deadline, text = time.monotonic() + 60, ""
+    while time.monotonic() < deadline:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        if all(name in text for name in wanted):
+            break
+        time.sleep(1.0)
+    missing = [name for name in wanted if name not in text]
+    assert not missing, f"not exported at :{metrics_port}/metrics: {missing}"
+    shown = [line for line in text.splitlines() if "serendip_impressions" in line and not line.startswith("#")]
+    assert any(float(line.rsplit(" ", 1)[1]) >= 1 for line in shown), shown
+
+
 def explored_share(client, users) -> float:
     flags = [i["explored"] for u in users for i in recommend(client, u, k=5)["items"]]
     return float(np.mean(flags))

@@ -31,6 +31,8 @@ def test_arm_specs_parse_and_round_trip_through_yaml_args():
         (lambda: ServeConfig(model="m", port=0), r"ServeConfig.port=0 must be >= 1"),
         (lambda: ServeConfig(model="m", port=70000), r"ServeConfig.port=70000 must be <= 65535"),
         (lambda: ServeConfig(model="m", reward_window_s=0), r"ServeConfig.reward_window_s=0 must be > 0"),
+        (lambda: ServeConfig(model="m", score_timeout_s=0), r"ServeConfig.score_timeout_s=0 must be > 0"),
+        (lambda: ServeConfig(model="m", score_attempts=0), r"ServeConfig.score_attempts=0 must be >= 1"),
         (lambda: ServeConfig(model="m", batch_wait_s=2), r"ServeConfig.batch_wait_s=2 must be in \[0, 1\]"),
         (lambda: ServeConfig(model="m", scorer_replicas=2), "scorer_max_replicas=1 is below scorer_replicas=2"),
         (lambda: ServeConfig(model="m", history_len=201), "history_len=201 must be <= 200"),

@@ -43,7 +43,9 @@ def test_candidates_are_the_top_n_by_score_without_banned_items(retriever):
     allowed = [i for i in np.argsort(-scores) if i not in (1, 3, 4)][:5]
     assert ctx.item_ids.tolist() == allowed
     assert np.allclose(ctx.scores, scores[allowed], atol=1e-5)
-    assert ctx.features.shape == (5, 16) and ctx.prior is None  # an uncalibrated model gives no prior
+    # [1, prior, u*v]: an uncalibrated model gives no prior, so that column is zeros
+    assert ctx.features.shape == (5, 18) and ctx.prior is None and not ctx.features[:, 1].any()
+    assert np.allclose(ctx.features[:, 0], 1.0)
 
 
 def test_candidate_lists_and_queries(retriever):
