@@ -1,11 +1,12 @@
 """Online decision and update speed of our LinTS, LinUCB and Bernoulli Thompson sampling against
 MABWiser 2.7.4's (issue 4), in the same process, on the same data.
 
-One decision = pick a 10-item slate from 100 candidates with d=32 features and return a
-propensity for every shown item (ours: Monte-Carlo over ``n_draws`` posterior draws for the
-Thompson policies). MABWiser's single-context ``predict`` returns one arm and no propensity, so
-the comparison favours it. One update = one (item, reward) row: our ``update`` / MABWiser's
-``partial_fit``. Each figure is the best of ``--repeats`` timed loops, for both libraries alike.
+One decision = pick a 10-item slate from 100 candidates with d=32 embeddings (ours read the
+34 columns of ``linear_policy_features``: bias, model prior, products) and return a propensity
+for every shown item (ours: Monte-Carlo over ``n_draws`` posterior draws for the Thompson policies).
+MABWiser's single-context ``predict`` returns one arm and no propensity, so the comparison favours it.
+One update = one (item, reward) row: our ``update`` / MABWiser's ``partial_fit``.
+Each figure is the best of ``--repeats`` timed loops, for both libraries alike.
 
     python benchmarks/bench_bandit.py            # full run
     python benchmarks/bench_bandit.py --quick    # smoke check, a few seconds
@@ -24,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from recsys.policies import Context, Feedback, make_policy, neural_linear_features
+from recsys.policies import Context, Feedback, linear_policy_features, make_policy
 
 N_CANDIDATES, K, DIM, WARMUP_ROWS = 100, 10, 32, 1000
 PAIRS = {"lints": "LinTS", "linucb": "LinUCB", "thompson": "ThompsonSampling"}
@@ -56,7 +57,7 @@ class World:
         self.log_rewards = (rng.random(WARMUP_ROWS) < 0.1).astype(float)
 
     def features(self, user: int) -> np.ndarray:
-        return neural_linear_features(self.users[user], self.items)
+        return linear_policy_features(self.users[user], self.items, self.prior)
 
 
 def time_ours(name: str, world: World, calls: int, repeats: int) -> tuple[float, float]:

@@ -1,24 +1,32 @@
 """Does Ray Tune's exploration sweep beat the default parameters, and match a full grid at a quarter
 of its trials? (issue 6)
 
-Three exploration sweeps run in one process on one local Ray, on the same simulated shop, with
-the same objective (cumulative regret of ``recsys.replay.run_replay`` over the same seeds):
+All three run in one process on one local Ray, on the same simulated shop, with the same objective
+(cumulative regret of ``recsys.replay.run_replay`` over the same seeds):
 
-1. **defaults**: every policy at its own default parameters (the baseline);
-2. **grid**: the exhaustive grid over the exploration space (every policy x every grid point);
+1. **defaults**: every policy at its own default parameters (the baseline), best one picked;
+2. **grid**: a Tune sweep of the exhaustive grid over the exploration space (every policy x every
+   grid point; ``--grid`` points on each policy's main rate, ``--grid-secondary`` on the rest);
 3. **tune**: Optuna TPE (``serendip tune exploration``'s default) with a quarter of the grid's
    trials, seeded, as the CLI is, with each policy's defaults.
 
-Each sweep picks its best configuration on the sweep's seeds. Picking the best of many noisy
-scores flatters it (the winner's curse hits the 49-trial grid hardest), so the three picks are
-re-scored on fresh seeds that no sweep saw; those held-out regrets are the headline figures.
+The space is ``tuning.space.ExplorationSpace()`` unchanged: epsilon, softmax temperature, UCB1 c
+and model-prior strength, Thompson prior strength, LinUCB alpha, LinTS noise scale, the linear
+policies' ridge (their prior strength) and every exploring policy's propensity floor.
 
-    python benchmarks/bench_tuning.py            # full: default world 500 users x 1000 items, 3 seeds x 100 rounds
-    python benchmarks/bench_tuning.py --quick    # smoke check (tiny world, small grid), about a minute
+The world is the simulator's default shop at 500 users x 1000 products (``WorldConfig`` defaults:
+revealed and latent interests, emerging categories, satiation, drift; 50 products injected a
+third of the way in), where over-exploitation costs: greedy on the model's prior never learns a
+latent interest. Each pick is made on the sweep's seeds; picking the best of many noisy scores
+flatters it (the winner's curse hits the big grid hardest), so the three picks are re-scored on
+fresh seeds that no sweep saw; those held-out regrets are the headline figures.
+
+    python benchmarks/bench_tuning.py --grid 3 --seeds 2 --holdout-seeds 3   # the README figure
+    python benchmarks/bench_tuning.py --quick                                # smoke check, a few minutes
 
 The last line is one JSON object: picked_regret, default_regret, grid_best_regret, trials, seconds,
 the ratios against the targets (picked <= 0.85 x default; picked within 5% of the grid's best),
-and how busy the sweeps kept the CPUs (trials run at once, CPU reserved and used as Ray reports).
+and how busy each Tune sweep kept the CPUs (trials run at once, CPU reserved and used as Ray reports).
 """
 
 from __future__ import annotations
@@ -31,25 +39,32 @@ import tempfile
 import time
 from pathlib import Path
 
-from recsys.policies import POLICIES
 from recsys.simulator import World, WorldConfig
 from tuning import ray_cluster
 from tuning.exploration import ExplorationSweepConfig, run_exploration_sweep
 from tuning.online_objective import OnlineConfig, SimulatorObjective
-from tuning.space import ALL_POLICIES, Arm, ExplorationSpace, Param
+from tuning.space import ALL_POLICIES, EXPLORATION_PARAMS, Arm, ExplorationSpace
 
 PICKED_OVER_DEFAULT_TARGET = 0.85
 PICKED_OVER_GRID_TARGET = 1.05
 
 
-def defaults_space(space: ExplorationSpace, policies: tuple[str, ...]) -> ExplorationSpace:
-    """The same space with every searched parameter pinned to its policy's default (a 1-point grid)."""
-    pinned = {}
-    for policy in policies:
-        defaults = {f.name: f.default for f in dataclasses.fields(POLICIES[policy]) if f.init}
-        for name in space.params(policy):
-            pinned[name] = Param(choices=(defaults[name],))
-    return dataclasses.replace(space, **pinned)
+def best_default(objective: SimulatorObjective, policies: tuple[str, ...]) -> tuple[Arm, float, dict[str, float]]:
+    """Every policy at its own defaults (``make_policy(name)``), scored in this process: the best arm,
+    its regret, and each policy's regret."""
+    regrets = {policy: objective.evaluate(Arm(policy))["regret"] for policy in policies}
+    best = min(regrets, key=regrets.get)
+    print(f"[bench] defaults: {json.dumps({k: round(v, 1) for k, v in regrets.items()})}", flush=True)
+    return Arm(best), regrets[best], regrets
+
+
+def bench_space(grid: int, grid_secondary: int) -> ExplorationSpace:
+    """The default exploration space with ``grid`` points on each policy's main rate (the first of
+    its EXPLORATION_PARAMS) and ``grid_secondary`` on every other parameter."""
+    base = ExplorationSpace()
+    main = {names[0] for names in EXPLORATION_PARAMS.values() if names}
+    return dataclasses.replace(base, **{name: dataclasses.replace(getattr(base, name), grid=grid if name in main else grid_secondary)
+                                        for name in base.search})
 
 
 def make_world(args, root: Path) -> Path:
@@ -84,21 +99,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holdout-seeds", type=int, default=5, help="fresh seeds the three picks are re-scored on")
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--batch", type=int, default=20, help="visits per round")
-    parser.add_argument("--grid", type=int, default=8, help="grid points per exploration parameter")
+    parser.add_argument("--grid", type=int, default=3, help="grid points on each policy's main exploration rate")
+    parser.add_argument("--grid-secondary", type=int, default=2,
+                        help="grid points on the other parameters (ucb1's prior strength, ridge, floor)")
     parser.add_argument("--search", default="optuna", choices=("optuna", "hyperopt", "random"))
     parser.add_argument("--policies", default=",".join(ALL_POLICIES), help="comma-separated policies")
     parser.add_argument("--out", default=None, help="keep the sweeps' reports here (default: a temporary folder)")
     args = parser.parse_args(argv)
     if args.quick:
         args.users, args.items, args.days, args.seeds, args.holdout_seeds = 100, 150, 5, 1, 2
-        args.rounds, args.batch, args.grid = 15, 10, 3
+        args.rounds, args.batch, args.grid, args.grid_secondary = 15, 10, 3, 1
         args.policies = "greedy,epsilon_greedy,softmax,thompson"
     policies = tuple(args.policies.split(","))
     online = OnlineConfig(seeds=args.seeds, rounds=args.rounds, batch=args.batch,
                           candidates=min(100, args.items), inject=min(50, args.items // 10))
-    base = ExplorationSpace()
-    space = dataclasses.replace(base, **{name: dataclasses.replace(getattr(base, name), grid=args.grid)
-                                         for name in base.search})
+    space = bench_space(args.grid, args.grid_secondary)
     grid_trials = len(space.grid(policies))
     # A quarter of the grid, but at least the seed trials (one per policy) plus two searched ones.
     tune_trials = max(math.ceil(grid_trials / 4), len(policies) + 2)
@@ -108,13 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         world = make_world(args, root)
         ray_cluster.connect()
         started = time.perf_counter()
-        defaults = sweep("defaults", root, world, online, policies, search="grid", trials=len(policies),
-                         space=defaults_space(space, policies))
+        default_arm, default_in_sample, default_table = best_default(SimulatorObjective(world, None, online), policies)
         grid = sweep("grid", root, world, online, policies, search="grid", trials=grid_trials, space=space)
         tuned = sweep("tune", root, world, online, policies, search=args.search, trials=tune_trials, space=space)
         holdout = SimulatorObjective(world, None, dataclasses.replace(online, seeds=args.holdout_seeds, first_seed=1000))
-        rescored = {name: holdout.evaluate(o.pick)["regret"] for name, o in
-                    (("default", defaults), ("grid", grid), ("tune", tuned))}
+        rescored = {name: holdout.evaluate(arm)["regret"] for name, arm in
+                    (("default", default_arm), ("grid", grid.pick), ("tune", tuned.pick))}
         total = time.perf_counter() - started
 
     picked, default, grid_best = rescored["tune"], rescored["default"], rescored["grid"]
@@ -126,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         "target_picked_over_default": PICKED_OVER_DEFAULT_TARGET, "target_picked_over_grid_best": PICKED_OVER_GRID_TARGET,
         "met_default_target": picked <= PICKED_OVER_DEFAULT_TARGET * default,
         "met_grid_target": picked <= PICKED_OVER_GRID_TARGET * grid_best,
-        "picked": _arm(tuned.pick), "default_best": _arm(defaults.pick), "grid_best": _arm(grid.pick),
-        "in_sample": {"picked_regret": round(tuned.pick_value, 2), "default_regret": round(defaults.pick_value, 2),
+        "picked": _arm(tuned.pick), "default_best": _arm(default_arm), "grid_best": _arm(grid.pick),
+        "in_sample": {"picked_regret": round(tuned.pick_value, 2), "default_regret": round(default_in_sample, 2),
                       "grid_best_regret": round(grid.pick_value, 2)},
-        "grid_trials": len(grid.table), "grid_seconds": round(grid.seconds, 1), "default_trials": len(defaults.table),
+        "grid_trials": len(grid.table), "grid_seconds": round(grid.seconds, 1), "default_trials": len(default_table),
+        "defaults_in_sample": {k: round(v, 1) for k, v in default_table.items()},
         "trials_peak_concurrent": tuned.usage.get("trials_peak_concurrent"),
         "trials_mean_concurrent": tuned.usage.get("trials_mean_concurrent"),
         "ray_cpu_reserved": tuned.usage.get("ray_cpu_reserved"), "node_cpu_busy": tuned.usage.get("node_cpu_busy"),
@@ -137,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         "grid_ray_cpu_reserved": grid.usage.get("ray_cpu_reserved"), "grid_node_cpu_busy": grid.usage.get("node_cpu_busy"),
         "search": args.search, "policies": list(policies), "holdout_seeds": args.holdout_seeds,
         "setting": {"users": args.users, "items": args.items, "world_seed": args.seed, "seeds": args.seeds,
-                    "rounds": args.rounds, "batch": args.batch, "grid_points": args.grid, "quick": args.quick},
+                    "rounds": args.rounds, "batch": args.batch, "grid_points": args.grid,
+                    "grid_secondary_points": args.grid_secondary, "quick": args.quick},
         "total_seconds": round(total, 1),
     }
     print(json.dumps(result))

@@ -6,8 +6,8 @@ and latent interests, emerging categories, satiation and drift, and injects new 
 of the way in. Regret is exact: the oracle's expected clicks minus the policy's, per visit.
 
 What the policies see (``recsys.replay.world_model``, or with ``--model DIR`` a trained two-tower's
-scores, calibrated prior and neural-linear features via ``tuning.model_observer``; the bench's
-worlds are not the model's training world, so only the text side of the model carries over):
+scores, calibrated prior and linear-policy features through ``recsys.model_observer``, as in the
+sweep; the bench's worlds are not the model's training world, so only the text side carries over):
 - the model's calibrated click probability (the world's ``prior_probs``: a perfect text model that
   knows logged tastes but not latent interests, satiation, drift or a product's own appeal);
 - features for the linear policies: bias, that probability, the category one-hot, and the share of
@@ -36,6 +36,7 @@ import numpy as np
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from recsys.model_observer import ModelObservers
 from recsys.policies import Context, Feedback, Slate, examination_weights, make_policy
 from recsys.replay import (
     RECENT_CLICKS,
@@ -205,25 +206,6 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def model_observer_factory(model_dir: str) -> Callable[[World], Observer]:
-    """World -> Observer backed by a trained two-tower model (scores, calibrated prior, neural-linear
-    features); the tuning sweep's observer, with catalog vectors embedded once per seed's catalog."""
-    from pathlib import Path
-
-    from recsys.model import TwoTower
-    from tuning.model_observer import catalog_vectors, model_observer
-
-    model = TwoTower.from_pretrained(model_dir)
-    vectors: dict[int, np.ndarray] = {}
-
-    def for_world(world: World) -> Observer:
-        if world.cfg.seed not in vectors:
-            vectors[world.cfg.seed] = catalog_vectors(model, Path(model_dir), world)
-        return model_observer(model, vectors[world.cfg.seed])
-
-    return for_world
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny world, one seed: a smoke check")
@@ -236,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     setting = (Setting(users=200, items=300, rounds=40, batch=10, seeds=1, warmup=150, inject=20, cold_window=10)
                if args.quick else Setting(users=500, items=500, rounds=args.rounds, batch=args.batch,
                                           seeds=args.seeds, warmup=1000))
-    observer = model_observer_factory(args.model) if args.model else None
+    observer = ModelObservers(args.model) if args.model else None
     labels = args.policies.split(",") if args.policies else [*OURS, *MABWISER]
     table: dict[str, dict] = {}
     with threadpool_limits(1):

@@ -60,6 +60,8 @@ class HparamSweepConfig:
     """Ray Train workers of each trial."""
     cpus_per_worker: float = 1.0
     """CPUs each Train worker reserves; trials run at once = cluster CPUs / (workers x this)."""
+    max_concurrent_trials: int = 0
+    """Cap on trials run at once (0 = as many as the CPUs fit); a lower cap leaves CPUs free for data reads."""
     seed_base: bool = True
     """Evaluate the base training config (moved into the space) as the first trial."""
     startup_trials: int = 0
@@ -83,6 +85,8 @@ class HparamSweepConfig:
             raise SearchSpaceError(f"--trials={self.trials}: must be >= 1")
         if self.workers_per_trial < 1:
             raise SearchSpaceError(f"--workers-per-trial={self.workers_per_trial}: must be >= 1")
+        if self.max_concurrent_trials < 0:
+            raise SearchSpaceError(f"--max-concurrent-trials={self.max_concurrent_trials}: must be >= 0 (0 = as many as fit)")
         unknown = [n for n in self.space.search if n not in {f.name for f in dataclasses.fields(TrainConfig)}]
         if unknown:
             raise SearchSpaceError(f"--space.search: {unknown} are not TrainConfig fields; rename them")
@@ -156,6 +160,7 @@ def build_tuner(cfg: HparamSweepConfig, prepared: Prepared, callbacks=()) -> tup
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=cfg.max_epochs, grace_period=1,
                                   reduction_factor=2)
     slots = ray_cluster.concurrent_slots(cfg.workers_per_trial * cfg.cpus_per_worker)
+    slots = min(slots, cfg.max_concurrent_trials) if cfg.max_concurrent_trials else slots
     tuner = tune.Tuner(
         trainable,
         param_space=plan.param_space,

@@ -118,14 +118,12 @@ class SimulatorObjective(Objective):
                           inject_n=c.inject, observe=observe)
 
     def _observer(self, world):
-        """The model-backed observer for one replay (catalog vectors cached across seeds)."""
-        from recsys.model import TwoTower
-        from tuning.model_observer import catalog_vectors, model_observer
+        """The model-backed observer for one replay (the model and catalog vectors cached across seeds)."""
+        from recsys.model_observer import ModelObservers
 
-        if not hasattr(self, "_model"):
-            self._model = TwoTower.from_pretrained(self.model)
-            self._vectors = catalog_vectors(self._model, self.model, world)
-        return model_observer(self._model, self._vectors)
+        if not hasattr(self, "_observers"):
+            self._observers = ModelObservers(self.model)
+        return self._observers(world)
 
     def evaluate(self, arm: Arm) -> dict:
         """Replay the arm on every seed: mean regret and reward with 95% t-intervals, and the regret curve."""

@@ -156,15 +156,18 @@ class HparamSpace:
 
 
 EXPLORATION_PARAMS: dict[str, tuple[str, ...]] = {
-    "greedy": ("floor",),
+    "greedy": (),
     "epsilon_greedy": ("epsilon", "floor"),
     "softmax": ("temperature", "floor"),
-    "ucb1": ("c", "floor"),
+    "ucb1": ("c", "prior_strength", "floor"),
     "thompson": ("prior_strength", "floor"),
-    "linucb": ("alpha", "floor"),
-    "lints": ("scale", "floor"),
+    "linucb": ("alpha", "ridge", "floor"),
+    "lints": ("scale", "ridge", "floor"),
 }
-"""Each policy's exploration parameters (its ``recsys.policies`` field names), the plotted one first."""
+"""Each policy's exploration parameters (its ``recsys.policies`` field names), the plotted one first.
+
+Greedy has none: it is the no-exploration reference every sweep runs once at its defaults.
+"""
 
 
 ALL_POLICIES: tuple[str, ...] = tuple(EXPLORATION_PARAMS)
@@ -173,10 +176,14 @@ ALL_POLICIES: tuple[str, ...] = tuple(EXPLORATION_PARAMS)
 
 @dataclass
 class ExplorationSpace:
-    """Exploration parameters and their ranges; each policy samples only its own (EXPLORATION_PARAMS)."""
+    """Exploration parameters and their ranges; each policy samples only its own (EXPLORATION_PARAMS).
 
-    search: tuple[str, ...] = ("epsilon", "temperature", "c", "alpha", "prior_strength", "scale")
-    """Parameters to search; the others keep each policy's own default (add "floor" to search it too)."""
+    A name shared by two policies (``prior_strength``, ``ridge``, ``floor``) has one range for both.
+    Seed trials start each policy at its own defaults, moved into the range where they lie outside.
+    """
+
+    search: tuple[str, ...] = ("epsilon", "temperature", "c", "alpha", "prior_strength", "scale", "ridge", "floor")
+    """Parameters to search; the others keep each policy's own default."""
     epsilon: Param = Param(0.01, 0.5, log=True, grid=4)
     """epsilon_greedy: share of slots filled at random (policy default 0.1)."""
     temperature: Param = Param(0.01, 2.0, log=True, grid=4)
@@ -186,11 +193,13 @@ class ExplorationSpace:
     alpha: Param = Param(0.01, 2.0, log=True, grid=4)
     """linucb: width of the confidence bonus (policy default 1.0)."""
     prior_strength: Param = Param(0.5, 100.0, log=True, grid=4)
-    """thompson: pseudo-views the model's click probability is worth (policy default 10)."""
+    """thompson, ucb1: pseudo-views the model prior is worth, i.e. trust in it (defaults 10; ucb1 0 = none, seeded at 0.5)."""
     scale: Param = Param(0.01, 2.0, log=True, grid=4)
     """lints: posterior noise scale v (policy default 0.5)."""
-    floor: Param = Param(1e-4, 1e-2, log=True, grid=3)
-    """All policies: uniform-mixing propensity floor (policy default 1e-3)."""
+    ridge: Param = Param(0.1, 10.0, log=True, grid=2)
+    """linucb and lints: prior precision of the linear weights, the linear prior's strength (default 1.0)."""
+    floor: Param = Param(1e-4, 1e-2, log=True, grid=2)
+    """Every exploring policy: uniform-mixing propensity floor (policy default 1e-3)."""
 
     def __post_init__(self) -> None:
         self.search = tuple(self.search)

@@ -6,7 +6,7 @@ data types and what a propensity means, ``propensity`` for how each is computed.
 
 from recsys.policies.base import Context, Feedback, Policy, Slate
 from recsys.policies.epsilon import EpsilonGreedy
-from recsys.policies.features import neural_linear_features
+from recsys.policies.features import linear_policy_features
 from recsys.policies.greedy import Greedy
 from recsys.policies.linear import LinearPosterior, LinTS, LinUCB
 from recsys.policies.position import examination_weights
@@ -31,9 +31,9 @@ __all__ = [
     "Thompson",
     "UCB1",
     "examination_weights",
+    "linear_policy_features",
     "load_state",
     "make_policy",
-    "neural_linear_features",
     "read_state",
     "save_state",
 ]

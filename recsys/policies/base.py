@@ -65,7 +65,7 @@ class Context:
     scores: np.ndarray
     """float (n,): the model's score of each candidate (higher is better)."""
     features: np.ndarray | None = None
-    """float (n, d): per-candidate features for linear policies (see ``neural_linear_features``)."""
+    """float (n, d): per-candidate features for linear policies (see ``linear_policy_features``)."""
     prior: np.ndarray | None = None
     """float (n,): the model's calibrated click probability of each candidate, in [0, 1]."""
 
@@ -295,5 +295,5 @@ def require_features(ctx_or_fb: Context | Feedback, policy: str) -> np.ndarray:
     """The features of a context or feedback, which linear policies cannot work without."""
     if ctx_or_fb.features is None:
         kind = type(ctx_or_fb).__name__
-        raise ValueError(f"{kind}.features: {policy} needs per-item features; build them with neural_linear_features")
+        raise ValueError(f"{kind}.features: {policy} needs per-item features; build them with linear_policy_features")
     return ctx_or_fb.features

@@ -31,8 +31,13 @@ def tiny_train(base) -> TrainConfig:
 @pytest.mark.timeout(600)
 def test_asha_sweep_of_four_trials_exports_a_servable_model(ray_session, shop, tmp_path):
     data, base = shop
+    # Resources on the fixture's 2 CPUs: each trial holds only TRAIN_DRIVER, its one Train worker half a
+    # CPU, and two trials run at once. That leaves a CPU for each trial's dataset read on the driver and
+    # for the placement group of an ASHA-stopped trial, which Train frees only once its cleaner sees the
+    # controller gone (slow under load). With 1-CPU workers both CPUs were taken and the sweep could
+    # stall with trials PENDING.
     cfg = HparamSweepConfig(
-        data=data, out=tmp_path / "sweep", trials=4, scheduler="asha",
+        data=data, out=tmp_path / "sweep", trials=4, scheduler="asha", cpus_per_worker=0.5, max_concurrent_trials=2,
         space=HparamSpace(search=("lr", "temperature", "epochs"), epochs=Param(1, 2, integer=True)),
         train=tiny_train(base),
     )
@@ -48,7 +53,7 @@ def test_asha_sweep_of_four_trials_exports_a_servable_model(ray_session, shop, t
     report = outcome.report.read_text()
     assert "## Ranked trials" in report and "val_ndcg10" in report
     assert (tmp_path / "sweep" / "plots" / "val_ndcg10_by_epoch.png").read_bytes().startswith(PNG_MAGIC)
-    assert outcome.usage["trials_peak_concurrent"] == 2  # both CPUs busy: one 1-CPU worker per trial
+    assert outcome.usage["trials_peak_concurrent"] == 2  # both CPUs busy: two trials, one worker each
     assert list(cfg.experiment_dir.glob("*/events.out.tfevents.*"))  # TensorBoard logs are on
 
 
@@ -61,6 +66,7 @@ def test_asha_sweep_of_four_trials_exports_a_servable_model(ray_session, shop, t
          r"grid search has 9 points but --trials is 2; raise --trials to 9"),
         (lambda: {"data": "empty"}, ValueError, r"data dir .*empty: no items.parquet or items.csv"),
         (lambda: {"train": TrainConfig(base="/nonexistent/bert")}, ValueError, r"/nonexistent/bert"),
+        (lambda: {"max_concurrent_trials": -1}, SearchSpaceError, r"--max-concurrent-trials=-1: must be >= 0"),
     ],
 )
 def test_bad_sweep_input_fails_before_any_trial(ray_session, shop, tmp_path, kwargs, error, match):

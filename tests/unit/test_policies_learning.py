@@ -14,9 +14,9 @@ from recsys.policies import (
     LinearPosterior,
     Thompson,
     examination_weights,
+    linear_policy_features,
     load_state,
     make_policy,
-    neural_linear_features,
     read_state,
     save_state,
 )
@@ -176,11 +176,28 @@ def test_item_evidence_grows_for_new_items_and_accumulates_repeats():
     assert ev.total_views == 4.5
 
 
-def test_neural_linear_features_reproduce_the_two_tower_score():
+def test_linear_policy_features_hold_the_prior_and_reproduce_the_two_tower_score():
     rng = np.random.default_rng(8)
-    user, items = rng.normal(size=8), rng.normal(size=(5, 8))
-    feats = neural_linear_features(user, items)
-    np.testing.assert_allclose(feats.sum(axis=1) / 0.5, items @ user / 0.5)
+    user, items, prior = rng.normal(size=8), rng.normal(size=(5, 8)), rng.uniform(0.01, 0.3, 5)
+    feats = linear_policy_features(user, items, prior)
+    assert feats.shape == (5, 10)
+    np.testing.assert_array_equal(feats[:, 0], 1.0)
+    np.testing.assert_array_equal(feats[:, 1], prior)  # weight 1 on this column reproduces the model at once
+    np.testing.assert_allclose(feats[:, 2:].sum(axis=1) / 0.5, items @ user / 0.5)
+    bare = linear_policy_features(user, items, None)  # an uncalibrated model: same width, zero prior column
+    assert bare.shape == feats.shape and not bare[:, 1].any()
+
+
+@pytest.mark.parametrize(
+    ("user", "items", "prior", "match"),
+    [
+        (np.ones(3), np.ones((4, 2)), None, r"linear_policy_features: user_vec \(3,\) and item_vecs \(4, 2\) must be"),
+        (np.ones(2), np.ones((4, 2)), np.ones(3), r"linear_policy_features: prior \(3,\) must be \(4,\)"),
+    ],
+)
+def test_linear_policy_features_refuse_mismatched_shapes(user, items, prior, match):
+    with pytest.raises(ValueError, match=match):
+        linear_policy_features(user, items, prior)
 
 
 def test_explored_marks_positions_that_differ_from_the_greedy_slate():
@@ -192,3 +209,11 @@ def test_explored_marks_positions_that_differ_from_the_greedy_slate():
     for s in slates:
         np.testing.assert_array_equal(s.explored, s.item_ids != np.array([1, 2, 3]))
     assert any(s.explored.any() for s in slates)
+
+
+def test_ucb1_with_a_prior_strength_ranks_unseen_items_by_the_model_prior():
+    ctx = Context([1, 2, 3, 4], np.zeros(4), prior=[0.1, 0.4, 0.2, 0.3])
+    trusting = make_policy("ucb1", prior_strength=5.0, c=0.5, floor=0.0).select(ctx, 4, np.random.default_rng(0))
+    assert list(trusting.item_ids) == [2, 4, 3, 1]  # equal bonus for unseen items: the prior decides
+    blind = make_policy("ucb1", floor=0.0).action_distribution(ctx, 4)  # prior_strength 0: unseen items all tie
+    np.testing.assert_allclose(blind, 0.25)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from tuning.space import Arm, ExplorationSpace, HparamSpace, OptunaExploration, Param, SearchSpaceError
+from tuning.space import (
+    ALL_POLICIES,
+    EXPLORATION_PARAMS,
+    Arm,
+    ExplorationSpace,
+    HparamSpace,
+    OptunaExploration,
+    Param,
+    SearchSpaceError,
+)
 
 
 @pytest.mark.parametrize(
@@ -20,7 +29,9 @@ from tuning.space import Arm, ExplorationSpace, HparamSpace, OptunaExploration, 
         (lambda: ExplorationSpace().check(()), r"exploration space is empty: no policy given"),
         (lambda: ExplorationSpace().check(("greedy",)),
          r"exploration space is empty: policies \['greedy'\] have no searched parameter"),
-        (lambda: ExplorationSpace(search=("epsilon", "floor")).check(("greedy",)), None),
+        (lambda: ExplorationSpace(search=("floor",)).check(("greedy",)),
+         r"exploration space is empty: policies \['greedy'\] have no searched parameter among \['floor'\]"),
+        (lambda: ExplorationSpace(search=("epsilon", "floor")).check(("greedy", "epsilon_greedy")), None),
         (lambda: ExplorationSpace(search=("temperature",)).check(("epsilon_greedy",)),
          r"exploration space is empty: policies \['epsilon_greedy'\] have no searched parameter among \['temperature'\]"),
         (lambda: ExplorationSpace().check(("bogus",)), r"policies: unknown policy \['bogus'\]"),
@@ -61,7 +72,7 @@ def test_hparam_grid_is_the_product_of_the_searched_parameters():
 def test_exploration_grid_gives_each_policy_only_its_own_parameters():
     space = ExplorationSpace(search=("epsilon", "prior_strength"))
     grid = space.grid(("greedy", "epsilon_greedy", "thompson"))
-    assert grid[0] == {"policy": "greedy", "greedy": {}}  # floor is not searched by default
+    assert grid[0] == {"policy": "greedy", "greedy": {}}  # the no-exploration reference: one point
     eps = [g for g in grid if g["policy"] == "epsilon_greedy"]
     assert len(eps) == space.epsilon.grid and all(set(g["epsilon_greedy"]) == {"epsilon"} for g in eps)
     assert len(grid) == 1 + space.epsilon.grid + space.prior_strength.grid
@@ -110,3 +121,16 @@ def test_seed_values_are_clipped_into_the_searched_range():
 def test_arm_label_is_short_and_readable():
     assert Arm("softmax", {"temperature": 0.123456}).label() == "softmax(temperature=0.123)"
     assert Arm("greedy").label() == "greedy()"
+
+
+def test_the_default_space_searches_every_exploration_knob_of_every_exploring_policy():
+    from recsys.policies import POLICIES, make_policy
+
+    space = ExplorationSpace()
+    assert {p: tuple(space.params(p)) for p in ALL_POLICIES} == EXPLORATION_PARAMS  # nothing left at a default
+    assert space.params("ucb1").keys() == {"c", "prior_strength", "floor"}  # UCB1 searches its trust in the model prior
+    assert space.params("thompson").keys() == {"prior_strength", "floor"}
+    assert space.params("lints").keys() == {"scale", "ridge", "floor"}  # noise scale and the linear prior's strength
+    for point in space.grid(ALL_POLICIES):  # every point is a real policy field with a valid value
+        policy = point["policy"]
+        assert make_policy(policy, **point[policy]).name == POLICIES[policy].name

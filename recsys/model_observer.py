@@ -1,10 +1,13 @@
 """What policies see in a simulator replay when a trained two-tower model is given (``--model``).
 
 The observer turns the world's shoppers and candidates into the model's scores, its calibrated
-click probability (the bandit prior) and neural-linear features, exactly as serving would:
-cached item vectors, a user vector from the history, a dot product over the temperature.
-Catalog vectors come from the model's item table; products the table lacks (injected mid-run)
-are embedded with the item tower on first sight.
+click probability (the bandit prior) and the linear policies' features, exactly as serving does
+(``serving.retrieval``): cached item vectors, a user vector from the history, a dot product over
+the temperature, and ``linear_policy_features``. Catalog vectors come from the model's item table;
+products the table lacks (injected mid-run) are embedded with the item tower on first sight.
+
+The tuning sweep's online objective and ``benchmarks/quality_bandit.py`` both replay through
+:class:`ModelObservers`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from recsys.policies import linear_policy_features
+from recsys.replay import Observation, Observer
 
 
 def catalog_vectors(model, model_dir: Path, world) -> np.ndarray:
@@ -31,12 +38,9 @@ def catalog_vectors(model, model_dir: Path, world) -> np.ndarray:
     return vectors
 
 
-def model_observer(model, vectors: np.ndarray):
+def model_observer(model, vectors: np.ndarray) -> Observer:
     """A ``recsys.replay`` Observer backed by ``model``, starting from the catalog ``vectors``."""
     import torch
-
-    from recsys.policies import neural_linear_features
-    from recsys.replay import Observation
 
     cache = {"vectors": np.asarray(vectors, dtype=np.float32)}
     history_len = int(getattr(model.config, "history_len", 50))
@@ -52,9 +56,29 @@ def model_observer(model, vectors: np.ndarray):
                                       torch.from_numpy(mask)).numpy()
         scores = np.einsum("bd,bmd->bm", user, vecs[candidates]) / model.temperature
         prior = model.click_probability(scores)
-        m = candidates.shape[1]
-        feats = np.stack([np.hstack([np.ones((m, 1)), prior[b][:, None], neural_linear_features(user[b], vecs[candidates[b]])])
-                          for b in range(len(users))])
+        feats = np.stack([linear_policy_features(user[b], vecs[candidates[b]], prior[b]) for b in range(len(users))])
         return Observation(scores, prior, feats)
 
     return observe
+
+
+class ModelObservers:
+    """World -> model-backed Observer: the model loads once, each catalog's vectors are embedded once.
+
+    Replays of one saved world (a sweep's seeds) share its catalog; worlds built from different
+    seeds (the quality benchmark) get their own. A catalog is recognized by its item ids and titles.
+    """
+
+    def __init__(self, model_dir: str | Path) -> None:
+        from recsys.model import TwoTower
+
+        self.model_dir = Path(model_dir)
+        self.model = TwoTower.from_pretrained(self.model_dir)
+        self._vectors: dict[int, np.ndarray] = {}
+
+    def __call__(self, world) -> Observer:
+        """A fresh observer for one replay of ``world`` (its injected products stay its own)."""
+        key = int(pd.util.hash_pandas_object(world.items[["item_id", "title"]], index=False).sum())
+        if key not in self._vectors:
+            self._vectors[key] = catalog_vectors(self.model, self.model_dir, world)
+        return model_observer(self.model, self._vectors[key])
