@@ -12,8 +12,10 @@ The exit code of ``serendip jobs logs --follow`` and of ``serendip submit --wait
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TextIO
@@ -30,6 +32,9 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 EXIT_FAILED = 1
 EXIT_STOPPED = 2
 EXIT_DETACHED = 130
+# No job ran, or its end is unknown: the job server could not be reached or refused the request
+# (EX_UNAVAILABLE of sysexits.h, far from the small codes drivers usually exit with).
+EXIT_NO_SERVER = 69
 
 
 class JobServerError(RuntimeError):
@@ -64,6 +69,51 @@ def connect(server: JobServer) -> JobSubmissionClient:
             "`ray start --head --dashboard-host 127.0.0.1`, or forward the cluster's dashboard port, "
             "e.g. `kubectl port-forward svc/serendip-head-svc 8265:8265`."
         ) from err
+
+
+def server_error(address: str, err: Exception) -> JobServerError:
+    """The one-line JobServerError for a failed call of the Jobs client: what went wrong at ``address`` and the fix."""
+    from ray.exceptions import AuthenticationError
+
+    if isinstance(err, JobServerError):
+        return err
+    if isinstance(err, AuthenticationError):
+        return JobServerError(
+            f"--address {address}: the job server refused our credentials ({_one_line(err).split('. ')[0]}); "
+            "export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<the cluster's token> (or RAY_AUTH_TOKEN_PATH=<file>); "
+            "see the cluster guide in README.md"
+        )
+    if isinstance(err, RuntimeError):  # the client's "Request failed with status code N: ..."
+        return JobServerError(
+            f"--address {address}: the job server refused the request: {_one_line(err)}; "
+            f"check the job id with `serendip jobs list --address {address}`"
+        )
+    return JobServerError(
+        f"--address {address}: lost the job server ({type(err).__name__}: {_one_line(err)}); "
+        "check that the head is still up (`ray status`, or the dashboard at that address) and retry"
+    )
+
+
+def _one_line(err: Exception) -> str:
+    """The error's message on one line, without a trailing full stop."""
+    return " ".join(str(err).split()).rstrip(". ") or type(err).__name__
+
+
+def reports_server_errors(command: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a jobs command: a job-server failure prints one line (address and fix) to stderr, no traceback,
+    and the command returns EXIT_NO_SERVER."""
+    @functools.wraps(command)
+    def run(cfg: JobServer) -> int:
+        import aiohttp
+        from ray.exceptions import AuthenticationError
+
+        try:
+            return command(cfg)
+        except (JobServerError, AuthenticationError, RuntimeError, OSError, aiohttp.ClientError) as err:
+            print(f"error: {server_error(cfg.address, err)}", file=sys.stderr, flush=True)
+            return EXIT_NO_SERVER
+
+    return run
 
 
 def exit_code(status: str, driver_exit_code: int | None) -> int:
@@ -140,6 +190,7 @@ class JobsListConfig(JobServer):
     """`serendip jobs list`: every job the cluster knows, newest first."""
 
 
+@reports_server_errors
 def list_jobs(cfg: JobsListConfig) -> int:
     """Print the cluster's jobs as a table."""
     jobs = connect(cfg).list_jobs()
@@ -157,6 +208,7 @@ class JobsLogsConfig(JobServer):
     """Keep streaming until the job ends, then exit with the job's exit code."""
 
 
+@reports_server_errors
 def job_logs(cfg: JobsLogsConfig) -> int:
     """Print (or follow) one job's logs."""
     client = connect(cfg)
@@ -176,6 +228,7 @@ class JobsStopConfig(JobServer):
     """Wait until the job has actually stopped."""
 
 
+@reports_server_errors
 def stop_job(cfg: JobsStopConfig) -> int:
     """Stop a job: SIGTERM to its driver, then SIGKILL after Ray's grace period."""
     client = connect(cfg)

@@ -11,6 +11,7 @@ job joins the cluster it runs on (``--address auto``).
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,7 @@ from urllib.parse import urlparse
 
 import tyro
 
-from cluster.jobs import JobServer, connect, follow
+from cluster.jobs import JobServer, connect, follow, reports_server_errors
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,9 @@ WORKING_DIR_EXCLUDES: tuple[str, ...] = (
     "/.venv", "/.git", "/data", "/runs", "/outputs", "/shared",
     "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", ".cache", "*.egg-info",
 )
+
+AGENT_WAIT_S = 60.0
+"""How long a submission is retried while a freshly started head has no job agent yet (HTTP 500)."""
 
 # Set in every job: the cluster image ships the MiniLM weights, so nothing needs the model hub.
 JOB_ENV: dict[str, str] = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -136,10 +140,25 @@ def runtime_env(cfg: SubmitConfig) -> dict:
     }
 
 
+def submit_when_ready(client, wait_s: float = AGENT_WAIT_S, **job) -> str:
+    """``client.submit_job(**job)``, retried while the head answers "No available agent to submit job"
+    (its job agent is still starting, seconds after `ray start`); any other refusal is raised at once."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as err:
+            if "No available agent" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+@reports_server_errors
 def submit(cfg: SubmitConfig) -> int:
     """Submit the job; with --wait stream its logs and return its exit code, else print its id."""
     client = connect(cfg)
-    job_id = client.submit_job(
+    job_id = submit_when_ready(
+        client,
         entrypoint=entrypoint(cfg),
         runtime_env=runtime_env(cfg),
         submission_id=cfg.submission_id,

@@ -20,6 +20,7 @@ import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,9 @@ K = 10
 """Slate size of every visit."""
 REWARD_WINDOW_S = 10.0
 """Slots without a click count as reward 0 this long after the slate (later clicks would get 410)."""
+HTTP_TIMEOUT_S = 30.0
+"""Client timeout of one request: the first batch after a deploy warms the scorer up and may take
+seconds on a loaded machine; a shorter timeout cancelled and retried it, which only added work."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class Budget:
 # within the run. The linear policies are left out: serving builds their features differently from
 # the sweep's replay (see the report of issue 7), so their sweep score would not carry over.
 QUICK = Budget(users=300, items=120, days=14, epochs=1, max_steps=12, batch_size=64, trials=4, sweep_seeds=1,
-               candidates=50, rounds=40, visits_per_round=20, inject=12)
+               candidates=50, rounds=30, visits_per_round=20, inject=12)
 FULL = Budget(users=800, items=300, days=20, epochs=2, max_steps=100, batch_size=128, trials=12, sweep_seeds=2,
               candidates=100, rounds=400, visits_per_round=20, inject=30,
               policies=("greedy", "epsilon_greedy", "softmax", "ucb1", "thompson"))
@@ -111,24 +115,50 @@ class DemoConfig:
 
 
 class Progress:
-    """Timestamped progress lines: which step, how long the demo has run."""
+    """Timestamped progress lines, and the wall and CPU seconds of each phase of the demo."""
 
     def __init__(self, steps: int = 6) -> None:
-        self.started, self.steps, self.times = time.perf_counter(), steps, {}
+        self.started, self.steps = time.perf_counter(), steps
+        self.phases: dict[str, dict[str, float]] = {}
+        """phase name -> {"wall_s", "cpu_s"}, in the order the phases ran."""
 
     def step(self, n: int, text: str) -> None:
-        """Announce step ``n``; the previous step's duration is recorded."""
-        self.times[n] = time.perf_counter()
+        """Announce step ``n`` of the loop."""
         self.say(f"step {n}/{self.steps}: {text}")
 
     def say(self, text: str) -> None:
         """One progress line."""
         print(f"[demo {time.perf_counter() - self.started:6.1f}s] {text}", flush=True)
 
-    def durations(self) -> dict[int, float]:
-        """Seconds spent in each step so far."""
-        marks = sorted(self.times.items()) + [(None, time.perf_counter())]
-        return {n: round(t2 - t1, 1) for (n, t1), (_, t2) in zip(marks, marks[1:], strict=False)}
+    @contextmanager
+    def phase(self, name: str, cpu: bool = True):
+        """Time the block as phase ``name``: wall seconds, and (``cpu``) CPU seconds of this process and its
+        descendants. A phase that ends processes it did not start (Ray's shutdown) has no meaningful CPU figure."""
+        wall, cpu_before = time.perf_counter(), process_tree_cpu_s() if cpu else float("nan")
+        yield
+        self.phases[name] = {"wall_s": round(time.perf_counter() - wall, 1),
+                             "cpu_s": round(process_tree_cpu_s() - cpu_before, 1)}
+        self.say(f"{name}: {self.phases[name]['wall_s']} s wall" + (f", {self.phases[name]['cpu_s']} s CPU" if cpu else ""))
+
+
+def process_tree_cpu_s() -> float:
+    """CPU seconds used so far by this process and its live descendants (Ray's raylet, GCS and workers).
+
+    An exited process counts when a process of the tree reaped it (Ray's raylet reaps its workers);
+    one reparented elsewhere is missed, so this is a lower bound. Other users of the machine are excluded.
+    """
+    try:
+        import psutil  # Ray puts its vendored psutil on sys.path once ray is imported
+    except ImportError:
+        return float("nan")
+    me = psutil.Process()
+    total = 0.0
+    for process in [me, *me.children(recursive=True)]:
+        try:  # own time plus that of the children it reaped (live children are counted as themselves)
+            total += sum(process.cpu_times()[:4])
+        except psutil.Error:  # exited while we looked
+            pass
+    return total
 
 
 @dataclass
@@ -277,7 +307,7 @@ async def drive_shoppers(world, url: str, b: Budget, seed: int, progress: Progre
 
     traffic, log_every = Traffic(), max(1, b.rounds // 5)
     shoppers, clicks_rng, inject_rng = (np.random.default_rng([seed, s]) for s in (11, 12, 13))
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as client:
         for t in range(b.rounds):
             if t == b.rounds // 3 and b.inject:
                 rows = world.inject_items(b.inject, inject_rng)
@@ -320,6 +350,9 @@ def _environment() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Serve replicas log every request; streamed to this terminal that was thousands of lines and
+    # seconds of CPU per run. They still go to Ray's log files (/tmp/ray/session_latest/logs/serve).
+    os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
 
 
 def demo(cfg: DemoConfig) -> int:
@@ -340,36 +373,44 @@ def demo(cfg: DemoConfig) -> int:
     (run / "config.json").write_text(json.dumps({**vars(cfg), "out": str(cfg.out), "budget": vars(cfg.budget)},
                                                 default=str, indent=2))
     progress.step(1, "simulating a shop")
-    shop = make_shop(cfg, run)
-    ray_cluster.connect()
+    with progress.phase("simulate"):
+        shop = make_shop(cfg, run)
+    with progress.phase("ray start"):
+        ray_cluster.connect()
     try:
         progress.step(2, f"fine-tuning {cfg.base or 'MiniLM-L6'} with Ray Train ({cfg.workers} workers)")
-        trained = train_model(cfg, run, shop)
+        with progress.phase("train"):
+            trained = train_model(cfg, run, shop)
         progress.say(f"model in {trained.model_dir}; best val_ndcg10 {trained.best.get('val_ndcg10', float('nan')):.4f}")
         progress.step(3, "exploration sweep with Ray Tune (simulator replay)")
-        swept = sweep(cfg, run, shop, trained.model_dir)
+        with progress.phase("sweep"):
+            swept = sweep(cfg, run, shop, trained.model_dir)
         if swept.pick is None:
             raise RuntimeError(f"the sweep picked no policy: {swept.no_pick_reason}; see {swept.report}")
         progress.say(f"picked {swept.pick.label()} (regret {swept.pick_value:.4g}); sweep report {swept.report}")
         progress.step(4, "deploying the Serve app: greedy control vs the picked policy")
-        port = start_serving(cfg, run, shop, trained.model_dir, swept.pick)
+        with progress.phase("serve deploy"):
+            port = start_serving(cfg, run, shop, trained.model_dir, swept.pick)
         progress.step(5, f"simulated shoppers over HTTP on 127.0.0.1:{port}")
-        world = World.load(shop / "world")
-        traffic = asyncio.run(drive_shoppers(world, f"http://127.0.0.1:{port}", cfg.budget, cfg.seed, progress))
-        experiments = httpx.get(f"http://127.0.0.1:{port}/experiments", timeout=30).json()
+        with progress.phase("traffic"):
+            world = World.load(shop / "world")
+            traffic = asyncio.run(drive_shoppers(world, f"http://127.0.0.1:{port}", cfg.budget, cfg.seed, progress))
+            experiments = httpx.get(f"http://127.0.0.1:{port}/experiments", timeout=30).json()
         progress.step(6, "writing the report")
-        outcome = DemoOutcome(run=run, config=cfg, budget=cfg.budget, trained=trained, swept=swept, port=port,
-                              traffic=traffic, experiments=experiments, step_seconds=progress.durations(),
-                              world=world, k=K)
-        report, _, sentence = write_report(outcome)
+        with progress.phase("report"):
+            outcome = DemoOutcome(run=run, config=cfg, budget=cfg.budget, trained=trained, swept=swept, port=port,
+                                  traffic=traffic, experiments=experiments, phases=progress.phases,
+                                  world=world, k=K)
+            report, _, sentence = write_report(outcome)
         progress.say(f"verdict: {sentence}")
         progress.say(f"report: {report}")
         if cfg.keep_serving:
             progress.say(f"serving on http://127.0.0.1:{port} (API docs at /docs); Ctrl-C stops it")
             _block()
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        with progress.phase("shutdown", cpu=False):
+            serve.shutdown()
+            ray.shutdown()
     return 0
 
 

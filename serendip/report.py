@@ -45,7 +45,8 @@ class DemoOutcome:
     """serendip.demo.Traffic."""
     experiments: dict
     """The JSON of GET /experiments at the end of the traffic."""
-    step_seconds: dict
+    phases: dict
+    """Phase name -> {"wall_s", "cpu_s"} of the phases run before the report (``Progress.phases``)."""
     world: Any
     """The simulator world after the traffic (for the curl examples)."""
     k: int = 10
@@ -198,7 +199,7 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
     served = pd.DataFrame(o.experiments["arms"]).drop(columns=["is_control"], errors="ignore")
     if "ctr_ci95" in served:
         served["ctr_ci95"] = [f"[{low:.4f}, {high:.4f}]" for low, high in served["ctr_ci95"]]
-    total = sum(o.step_seconds.values())
+    total = sum(p["wall_s"] for p in o.phases.values())
     lines = [
         f"# Serendip demo ({'quick' if o.config.quick else 'full'})", "",
         f"- **Verdict**: {sentence}.",
@@ -211,8 +212,9 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
         f"- **A/B over HTTP**: {len(visits)} visits in {o.budget.rounds} rounds of {o.budget.visits_per_round}, "
         f"each ranking {o.k} of {o.budget.candidates} candidates; {o.traffic.failures} requests failed after retries"
         + (f" (failed tries: {json.dumps(o.traffic.errors)})" if o.traffic.errors else "") + ".",
-        "- **Time per step (s)**: " + ", ".join(f"{n}: {s}" for n, s in sorted(o.step_seconds.items()))
-        + f"; total {total:.0f} s.", "",
+        "- **Time per phase** (wall s / CPU s of the demo's processes): "
+        + ", ".join(f"{name} {p['wall_s']:g}/{p['cpu_s']:g}" for name, p in o.phases.items())
+        + f"; total {total:.0f} s wall before the report.", "",
         "## 1. Fine-tuning (Ray Train)", "", markdown_table(epochs[keep]) if keep else "_(no metrics)_", "",
         f"![training curves]({_rel(plots['training'], o.run)})", "",
         "## 2. Exploration sweep (Ray Tune)", "",
@@ -242,7 +244,7 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
     path.write_text("\n".join(lines))
     (o.run / "summary.json").write_text(json.dumps({
         "picked": pick.label(), "picked_beats_control": bool(won), **numbers, "visits": len(visits),
-        "failures": o.traffic.failures, "errors": o.traffic.errors, "step_seconds": o.step_seconds, "report": str(path)}, indent=2))
+        "failures": o.traffic.failures, "errors": o.traffic.errors, "phases": o.phases, "report": str(path)}, indent=2))
     return path, won, sentence
 
 

@@ -90,3 +90,29 @@ def test_bad_demo_flags_name_the_flag(kwargs, message):
 def test_each_sweep_trial_replays_the_traffic_one_ab_arm_gets():
     assert QUICK.sweep_rounds == QUICK.rounds // 2 and FULL.sweep_rounds == FULL.rounds // 2
     assert DemoConfig(quick=True).budget is QUICK and DemoConfig().budget is FULL
+
+
+def test_the_report_records_the_wall_and_cpu_seconds_of_each_phase(tmp_path):
+    from serendip.demo import QUICK
+    from serendip.report import DemoOutcome, write_report
+
+    rng = np.random.default_rng(0)
+    traffic = Traffic(visits=visits("control", rng.integers(0, 3, 60).tolist(), new_shown=1)
+                      + visits("picked", rng.integers(0, 3, 60).tolist(), new_shown=1),
+                      recommend_ms=[5.0, 7.0, 9.0], feedback_ms=[2.0, 3.0])
+    (tmp_path / "sweep").mkdir()
+    swept = SimpleNamespace(pick=SimpleNamespace(label=lambda: "thompson(prior_strength=10)"), pick_value=12.5,
+                            report=tmp_path / "sweep" / "report.md",
+                            table=pd.DataFrame({"status": ["ok"], "arm": ["thompson(prior_strength=10)"], "regret": [12.5]}))
+    trained = SimpleNamespace(metrics=[{"epoch": 0, "loss": 2.0, "val_ndcg10": 0.05}], model_dir=tmp_path / "model",
+                              stopped="max_steps")
+    phases = {"simulate": {"wall_s": 0.1, "cpu_s": 0.1}, "ray start": {"wall_s": 8.0, "cpu_s": 6.5},
+              "train": {"wall_s": 40.0, "cpu_s": 61.2}}
+    experiments = {"arms": [{"arm": "control", "impressions": 60, "ctr": 0.4, "ctr_ci95": [0.3, 0.5], "is_control": True}]}
+    outcome = DemoOutcome(run=tmp_path, config=DemoConfig(quick=True), budget=QUICK, trained=trained, swept=swept,
+                          port=8123, traffic=traffic, experiments=experiments, phases=phases,
+                          world=SimpleNamespace(item_ids=np.arange(1, 51)))
+    path, _, _ = write_report(outcome)
+    assert ("- **Time per phase** (wall s / CPU s of the demo's processes): simulate 0.1/0.1, ray start 8/6.5, "
+            "train 40/61.2; total 48 s wall before the report.") in path.read_text()
+    assert json.loads((tmp_path / "summary.json").read_text())["phases"] == phases

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cluster.jobs import JobServer, connect, exit_code, wait_until_done
-from cluster.submit import PROJECT_ROOT, SubmitConfig, runtime_env, submit
+from cluster.submit import PROJECT_ROOT, SubmitConfig, runtime_env, submit, submit_when_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -63,39 +63,67 @@ def head_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def ray_head():
-    """Start a real head; yield its job server address; always stop it by its process group."""
-    tmp = Path(tempfile.mkdtemp(prefix="sdh", dir="/tmp"))  # short: Ray's unix socket paths are capped
+def start_head(tmp: Path, log) -> tuple[subprocess.Popen, str]:
+    """`ray start --head` in its own process group; its job server address once a job runs there.
+
+    Ready means a no-op job SUCCEEDED: the dashboard answering is not enough, since the job agent
+    starts later ("No available agent to submit job"). Raises RuntimeError when the head exits or
+    is not ready within 240 s.
+    """
     cmd = head_command(tmp)
     address = f"http://127.0.0.1:{cmd[cmd.index('--dashboard-port') + 1]}"
-    log = open(tmp / "head.log", "w")
     head = subprocess.Popen(cmd, env=head_env(tmp), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 240  # a loaded 2-core machine can take minutes
+    while True:
+        try:
+            client = connect(JobServer(address))
+            job = submit_when_ready(client, wait_s=max(1.0, deadline - time.monotonic()), entrypoint="python -c pass")
+            info = wait_until_done(client, job, timeout_s=max(1.0, deadline - time.monotonic()))
+            if info.status.value != "SUCCEEDED":
+                raise RuntimeError(f"the no-op readiness job ended {info.status.value}: {info.message}")
+            return head, address
+        except Exception as err:
+            if head.poll() is not None or time.monotonic() > deadline:
+                stop_process_group(head)
+                raise RuntimeError(f"ray head did not come up: {err}") from err
+            time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """Start a real head; yield its job server address; always stop it by its process group.
+
+    Up to 3 starts, each on fresh ports: a port picked free can be taken by another Ray on the
+    machine before `ray start` binds it, and the head then exits.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="sdh", dir="/tmp"))  # short: Ray's unix socket paths are capped
+    log = open(tmp / "head.log", "w")
+    head, errors = None, []
     try:
-        deadline = time.monotonic() + 240  # a loaded 2-core machine can take minutes
-        while True:
+        for _ in range(3):
             try:
-                connect(JobServer(address))
+                head, address = start_head(tmp, log)
                 break
-            except Exception as err:
-                if head.poll() is not None or time.monotonic() > deadline:
-                    log_tail = (tmp / "head.log").read_text()[-3000:]
-                    raise RuntimeError(f"ray head did not come up: {log_tail}") from err
-                time.sleep(1)
+            except RuntimeError as err:
+                errors.append(str(err))
+        else:
+            log.flush()
+            raise RuntimeError(f"ray head did not come up in 3 starts: {errors}\n{(tmp / 'head.log').read_text()[-3000:]}")
         yield address
     finally:
-        stop_process_group(head)
+        if head is not None:
+            stop_process_group(head)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 10) -> None:
     """SIGTERM the process group we started (ray start shuts its children down), then SIGKILL it."""
-    pgid = os.getpgid(proc.pid)
-    os.killpg(pgid, signal.SIGTERM)
+    pgid = proc.pid  # start_new_session: the head leads its own group, which outlives it if it died
     try:
+        os.killpg(pgid, signal.SIGTERM)
         proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
+    except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
     try:
         os.killpg(pgid, signal.SIGKILL)

@@ -7,7 +7,18 @@ import re
 import pytest
 import tyro
 
-from cluster.jobs import EXIT_FAILED, EXIT_STOPPED, JobServer, JobsLogsConfig, exit_code, job_table
+from cluster.jobs import (
+    EXIT_FAILED,
+    EXIT_NO_SERVER,
+    EXIT_STOPPED,
+    JobServer,
+    JobServerError,
+    JobsLogsConfig,
+    exit_code,
+    job_table,
+    reports_server_errors,
+    server_error,
+)
 from cluster.submit import PROJECT_ROOT, SubmitConfig, entrypoint, runtime_env
 
 
@@ -108,3 +119,71 @@ def test_the_job_table_lists_newest_first_and_truncates_long_entrypoints():
     assert lines[1].split()[:2] == ["new", "RUNNING"] and lines[1].endswith("python -m tuning xxxxxxxxxx...")
     assert lines[2].split() == ["old", "SUCCEEDED", "2023-11-14", "22:13:20", "2023-11-14", "22:14:20",
                                 "python", "-m", "training"]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["submit", "jobs list", "jobs logs", "jobs stop"])
+def test_an_unreachable_job_server_is_one_line_naming_the_address_and_the_fix(command, capsys):
+    from serendip.cli import main
+
+    address = f"http://127.0.0.1:{_closed_port()}"
+    argv = {"submit": ["submit", "train", "--address", address, "--wait", "--", "--data", "/mnt/shop"],
+            "jobs list": ["jobs", "list", "--address", address],
+            "jobs logs": ["jobs", "logs", "raysubmit_abc", "--follow", "--address", address],
+            "jobs stop": ["jobs", "stop", "raysubmit_abc", "--address", address]}[command]
+    assert main(argv) == EXIT_NO_SERVER
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"error: --address {address}: no Ray job server answers (Failed to connect to Ray at address: "
+                   f"{address}.). Start a head with `ray start --head --dashboard-host 127.0.0.1`, or forward the "
+                   "cluster's dashboard port, e.g. `kubectl port-forward svc/serendip-head-svc 8265:8265`.\n")
+
+
+def _auth_error():
+    from ray.exceptions import AuthenticationError
+
+    return AuthenticationError("Unauthenticated: token missing")
+
+
+def _lost_connection():
+    import requests
+
+    return requests.exceptions.ConnectionError("Connection aborted.")
+
+
+@pytest.mark.parametrize(
+    ("make_error", "message"),
+    [
+        (lambda: RuntimeError("Request failed with status code 404: Job raysubmit_x does not exist.\n."),
+         "--address http://h:8265: the job server refused the request: Request failed with status code 404: "
+         "Job raysubmit_x does not exist; check the job id with `serendip jobs list --address http://h:8265`"),
+        (_lost_connection,
+         "--address http://h:8265: lost the job server (ConnectionError: Connection aborted); check that the head "
+         "is still up (`ray status`, or the dashboard at that address) and retry"),
+        (_auth_error,
+         "--address http://h:8265: the job server refused our credentials (Unauthenticated: token missing); "
+         "export RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<the cluster's token> (or RAY_AUTH_TOKEN_PATH=<file>); "
+         "see the cluster guide in README.md"),
+    ],
+)
+def test_job_server_failures_become_one_line_naming_the_address_and_the_fix(make_error, message):
+    error = server_error("http://h:8265", make_error())
+    assert isinstance(error, JobServerError)
+    assert re.fullmatch(re.escape(message), str(error))
+
+
+def test_a_failed_call_prints_one_line_and_exits_with_no_server(capsys):
+    @reports_server_errors
+    def refused(cfg):
+        raise RuntimeError("Request failed with status code 500: boom.")
+
+    assert refused(JobServer(address="http://h:8265")) == EXIT_NO_SERVER
+    assert capsys.readouterr().err.count("\n") == 1
