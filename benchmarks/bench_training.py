@@ -25,6 +25,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Ray starts its workers 15 nice levels below the driver; the plain loop runs in the driver. Equal
+# priority keeps the comparison about Ray Train's own cost on a machine that also runs other work.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
