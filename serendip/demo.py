@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import time
 from contextlib import contextmanager
@@ -415,7 +416,12 @@ def demo(cfg: DemoConfig) -> int:
 
 
 def _block() -> None:
-    """Wait for Ctrl-C."""
+    """Wait for Ctrl-C.
+
+    Ray Train's ``fit()`` leaves its own SIGINT handler installed (it aborts a run that has
+    finished, so Ctrl-C would do nothing); Python's default handler comes back first.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while True:
             time.sleep(3600)

@@ -19,10 +19,10 @@ import pytest  # noqa: E402
 # a fail stays visible; the open work is tracked in issues 7 (cluster, demo), 3 (worker kill) and 5 (redeploy).
 KNOWN_UNSTABLE = {
     "test_cluster_faults.py": "issue 7: node-removal drills not yet stable (KeyError 'result' under load)",
-    "test_cluster_jobs.py": "issue 7: `ray start --head` job tests failed in the full-suite run under load",
-    "test_demo_quick_runs_the_loop_and_writes_the_report": "issue 7: demo --quick failed once under load 30",
-    "test_two_workers_survive_a_killed_worker_then_a_rerun_resumes": "issue 3: failed once under load 30",
-    "test_a_redeploy_keeps_the_state_and_a_set_token_is_required": "issue 5: failed once in a fresh-clone run under load 30",
+    "test_cluster_jobs.py": "issue 7: passed 4/4 once after the head-readiness fix; needs more clean runs",
+    "test_demo_quick_runs_the_loop_and_writes_the_report": "issue 7: passed once after the SIGINT fix; needs more clean runs",
+    "test_two_workers_survive_a_killed_worker_then_a_rerun_resumes":
+        "issue 3: the tiny 3-epoch model's Platt calibration can fit a negative slope (probs[0] > probs[1])",
 }
 
 

@@ -53,7 +53,10 @@ def served(tmp_path_factory, serve_port):
     model, shop = build_model_and_shop(root)
     cfg = ServeConfig(
         model=model, data=shop, state_dir=root / "state", arms=("control=greedy@1", "explore=epsilon_greedy,epsilon=0@1"),
-        scorer_num_cpus=0.1, bandit_num_cpus=0.1, ingress_num_cpus=0.1, reward_window_s=WINDOW_S, snapshot_every=25,
+        scorer_num_cpus=0.1, bandit_num_cpus=0.1, ingress_num_cpus=0.1, reward_window_s=WINDOW_S,
+        # No snapshot during the module: a killed or redeployed bandit must rebuild everything from its WAL
+        # (snapshot + tail replay is unit-tested in test_serving_state.py).
+        snapshot_every=100_000, snapshot_interval_s=3600.0,
         retrieve_n=60, app_name="serendip-test",
     )
     deploy(cfg)
@@ -261,7 +264,12 @@ def test_fuzzed_requests_never_get_a_5xx(served):
 def test_a_redeploy_keeps_the_state_and_a_set_token_is_required(served):
     cfg, client, _, _ = served
     auth = {"Authorization": "Bearer s3cret-token"}
-    before = client.get("/stats").json()
+    # Open impressions close on the bandit's timer (reward 0 after the window) and would change the
+    # state during the redeploy: wait until none is left.
+    deadline = time.monotonic() + WINDOW_S + 30
+    while (before := client.get("/stats").json())["pending_impressions"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert before["pending_impressions"] == 0, before
     # A new runtime_env is a new code version: Serve restarts every deployment.
     deploy(cfg, runtime_env={"env_vars": {"SERENDIP_API_TOKEN": "s3cret-token"}})
     after = client.get("/stats", headers=auth).json()
