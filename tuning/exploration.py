@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ray import tune
-from ray.tune.error import TuneError
 
 from tuning import ray_cluster
 from tuning.exploration_report import ExplorationOutcome, write_outputs
@@ -25,14 +23,11 @@ from tuning.online_objective import OnlineConfig, SimulatorObjective
 from tuning.searchers import SearchKind, SearchPlan, plan_search
 from tuning.space import ALL_POLICIES, Arm, ExplorationSpace, OptunaExploration, SearchSpaceError
 from tuning.trials import (
-    ObjectiveNotReportedError,
     SweepInterrupted,
-    check_complete,
     check_experiment_dir,
-    collect,
-    require_objective,
+    fit_tuner,
 )
-from tuning.usage import Concurrency, CpuSampler
+from tuning.usage import Concurrency
 
 
 @dataclass
@@ -170,22 +165,8 @@ def run_exploration_sweep(cfg: ExplorationSweepConfig, callbacks=()) -> Explorat
     ray_cluster.connect(cfg.address)
     concurrency = Concurrency()
     tuner, expected, notes = build_tuner(cfg, objective, [concurrency, *callbacks])
-    started = time.perf_counter()
-    with CpuSampler() as sampler:
-        try:
-            results = tuner.fit()
-        except TuneError as err:
-            if "did not include the specified metric" in str(err):
-                raise ObjectiveNotReportedError(
-                    f"a trial finished without reporting the objective {objective.metric!r}; "
-                    f"the objective's evaluate() must return it ({err.__cause__ or err})"
-                ) from err
-            raise
-    seconds = time.perf_counter() - started
-    check_complete(results, expected, cfg.experiment_dir)
-    records = collect(results)
-    require_objective(records, objective.metric)
-    usage = {**concurrency.summary(), **dataclasses.asdict(sampler.usage())}
+    records, seconds, usage = fit_tuner(tuner, concurrency, expected, cfg.experiment_dir, objective.metric,
+                                        "the objective's evaluate() must return it")
     return write_outputs(cfg, objective, records, seconds, usage, notes)
 
 

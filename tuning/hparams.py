@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from ray import tune
-from ray.tune.error import TuneError
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 
@@ -29,14 +27,11 @@ from tuning.hparams_report import HparamOutcome, write_outputs
 from tuning.searchers import SearchKind, plan_search
 from tuning.space import HparamSpace, SearchSpaceError
 from tuning.trials import (
-    ObjectiveNotReportedError,
     SweepInterrupted,
-    check_complete,
     check_experiment_dir,
-    collect,
-    require_objective,
+    fit_tuner,
 )
-from tuning.usage import Concurrency, CpuSampler
+from tuning.usage import Concurrency
 
 METRIC = "val_ndcg10"
 """What every trial reports per epoch and the sweep maximizes."""
@@ -178,22 +173,8 @@ def run_hparam_sweep(cfg: HparamSweepConfig, callbacks=()) -> HparamOutcome:
     prepared = check_inputs(cfg)
     concurrency = Concurrency()
     tuner, expected, notes = build_tuner(cfg, prepared, [concurrency, *callbacks])
-    started = time.perf_counter()
-    with CpuSampler() as sampler:
-        try:
-            results = tuner.fit()
-        except TuneError as err:
-            if "did not include the specified metric" in str(err):
-                raise ObjectiveNotReportedError(
-                    f"a trial reported without {METRIC!r}; training.train_loop must report it every epoch "
-                    f"({err.__cause__ or err})"
-                ) from err
-            raise
-    seconds = time.perf_counter() - started
-    check_complete(results, expected, cfg.experiment_dir)
-    records = collect(results)
-    require_objective(records, METRIC)
-    usage = {**concurrency.summary(), **dataclasses.asdict(sampler.usage())}
+    records, seconds, usage = fit_tuner(tuner, concurrency, expected, cfg.experiment_dir, METRIC,
+                                        "training.train_loop must report it every epoch")
     return write_outputs(cfg, records, seconds, usage, notes)
 
 

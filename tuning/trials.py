@@ -6,6 +6,8 @@ its error instead of dropping it.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,3 +100,32 @@ def require_objective(records: list[TrialRecord], metric: str) -> None:
         f"no trial reported the objective {metric!r} (trials reported {reported}){hint}; "
         "fix the trainable so that it reports this metric, or pick one of the reported metrics"
     )
+
+
+def fit_tuner(tuner, concurrency, expected: int, experiment_dir: Path, metric: str,
+              hint: str) -> tuple[list[TrialRecord], float, dict]:
+    """Run ``tuner`` while sampling CPU use; check every trial ran and reported ``metric``.
+
+    Returns the trial records, the sweep's seconds and its usage (``concurrency`` is the
+    ``tuning.usage.Concurrency`` callback the tuner was built with). ``hint`` says where the
+    metric should come from, for the error when a trial never reported it.
+    """
+    from ray.tune.error import TuneError
+
+    from tuning.usage import CpuSampler
+
+    started = time.perf_counter()
+    with CpuSampler() as sampler:
+        try:
+            results = tuner.fit()
+        except TuneError as err:
+            if "did not include the specified metric" in str(err):
+                raise ObjectiveNotReportedError(
+                    f"a trial finished without reporting {metric!r}; {hint} ({err.__cause__ or err})"
+                ) from err
+            raise
+    seconds = time.perf_counter() - started
+    check_complete(results, expected, experiment_dir)
+    records = collect(results)
+    require_objective(records, metric)
+    return records, seconds, {**concurrency.summary(), **dataclasses.asdict(sampler.usage())}
