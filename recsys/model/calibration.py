@@ -61,7 +61,11 @@ class Calibrator:
 
 
 def fit_calibration(scores: np.ndarray, labels: np.ndarray, method: str = "platt", source: str = "") -> Calibrator:
-    """Fit a calibrator on validation scores and 0/1 labels (both classes must be present)."""
+    """Fit a calibrator on validation scores and 0/1 labels (both classes must be present).
+
+    Both methods are non-decreasing in the score: a Platt fit whose slope comes out negative (a
+    model worse than chance on the validation set) becomes the flat base rate.
+    """
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels).astype(np.int64).ravel()
     if s.shape != y.shape:
@@ -73,6 +77,12 @@ def fit_calibration(scores: np.ndarray, labels: np.ndarray, method: str = "platt
     if method == "platt":
         model = LogisticRegression(C=1e6).fit(s[:, None], y)
         params = {"a": float(model.coef_[0, 0]), "b": float(model.intercept_[0])}
+        if params["a"] < 0:
+            # A higher score must never mean a lower click probability (isotonic is increasing too).
+            # The log-likelihood is concave in (a, b), so with a >= 0 imposed the optimum lies on
+            # a = 0, where b is the log-odds of the base rate: the scores carry no usable signal.
+            rate = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
+            params = {"a": 0.0, "b": float(np.log(rate / (1 - rate)))}
     elif method == "isotonic":
         model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(s, y)
         params = {"x": model.X_thresholds_.tolist(), "y": model.y_thresholds_.tolist()}

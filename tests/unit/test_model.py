@@ -204,6 +204,16 @@ def test_platt_and_isotonic_calibration():
     assert Calibrator.from_dict(json.loads(json.dumps(iso.to_dict()))).params == iso.params
 
 
+def test_platt_never_inverts_the_ranking():
+    # A model worse than chance on validation: Platt's unconstrained slope would be negative.
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=2000)
+    labels = rng.random(2000) < 1 / (1 + np.exp(-(-1.5 * scores - 2)))
+    platt = fit_calibration(scores, labels, "platt")
+    assert platt.params["a"] == 0.0
+    np.testing.assert_allclose(platt(np.array([-5.0, 0.0, 5.0])), labels.mean(), rtol=1e-9)
+
+
 @pytest.mark.parametrize(
     ("scores", "labels", "method", "match"),
     [
