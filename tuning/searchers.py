@@ -6,6 +6,7 @@ Parzen Estimator (Bergstra et al. 2011); random and grid come from Tune's BasicV
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -79,7 +80,13 @@ def plan_search(
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+        # The exploration space is conditional (a policy's parameters exist only when it is drawn):
+        # multivariate TPE with group=True models each policy's parameters jointly instead of each
+        # alone, and constant_liar keeps the trials that run at once from proposing the same point.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, group=True,
+                                                 constant_liar=True)
         # Optuna enqueues points by flat parameter name ("policy/param"), as define-by-run names them.
         flat = [flatten_dict(p, delimiter="/") for p in points]
         searcher = OptunaSearch(space=optuna_space, metric=metric, mode=mode,
