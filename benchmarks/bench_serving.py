@@ -14,7 +14,8 @@ same load, three apps:
 
 Load comes from a SEPARATE process (``drive`` mode of this file: httpx async over loopback),
 closed-loop at each concurrency of the sweep (bounded in requests and seconds); the peak rate is
-the best of the sweep. Latency is then measured open-loop at half our peak rate. The int8 query
+the best of the sweep. Latency is then measured open-loop at half our peak rate, for our graph and
+for the floor (the floor's p99 at that rate is the least these three Serve hops allow). The int8 query
 encoder is timed in-process against fp32 on the same queries. Last line: one JSON object.
 """
 
@@ -311,6 +312,10 @@ def main(argv: list[str] | None = None) -> dict:
         serve.delete("bench")
         serve.run(floor_app(cpus, cfg.max_batch_size, cfg.batch_wait_s), name="floor", route_prefix="/")
         floor = sweep("floor", url, bodies_path, levels, max_requests, max_seconds)
+        # Serve's own latency at the same open-loop rate: the least any graph of these hops can do here.
+        floor_half = drive(url, bodies_path, 4 * peak["concurrency"], max_requests, max_seconds, rate=peak["rps"] / 2)
+        print(f"floor at {peak['rps'] / 2:.1f}/s: p50={floor_half['p50_ms']:.1f}ms p99={floor_half['p99_ms']:.1f}ms",
+              flush=True)
         serve.delete("floor")
         serve.run(crossenc_app(str(items_path), retrieve_n, num_cpus=1.5), name="crossenc", route_prefix="/")
         crossenc = sweep("crossenc", url, bodies_path, [1, 2], 40 if not args.quick else 6, 60.0 if not args.quick else 20.0)
@@ -323,9 +328,10 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "rps": rps, "p50_ms": half["p50_ms"], "p99_ms": half["p99_ms"], "half_peak_rate": peak["rps"] / 2,
         "floor_rps": floor_rps, "ratio_vs_floor": rps / floor_rps if floor_rps else None,
+        "floor_p50_ms_at_half_peak": floor_half["p50_ms"], "floor_p99_ms_at_half_peak": floor_half["p99_ms"],
         "crossenc_rps": crossenc_rps, "ratio_vs_crossenc": rps / crossenc_rps if crossenc_rps else None,
         **quant, "items": n_items, "retrieve_n": retrieve_n, "k": k, "peak_concurrency": peak["concurrency"],
-        "errors": sum(r["errors"] for r in ours + floor + crossenc) + half["errors"],
+        "errors": sum(r["errors"] for r in ours + floor + crossenc) + half["errors"] + floor_half["errors"],
         "sweep": {"serendip": ours, "floor": floor, "crossenc": crossenc},
         "model": "untrained two-tower on MiniLM-L6 (throughput only)", "quick": args.quick,
     }

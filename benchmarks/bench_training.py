@@ -10,7 +10,11 @@ per-epoch validation and the one-off catalog encoding are excluded from both ali
     python benchmarks/bench_training.py --quick    # smoke: 10 steps
 
 Last line: one JSON object with ray_samples_per_s, plain_samples_per_s, ratio (target >= 0.90),
-ray2_samples_per_s (2 workers), flops_per_sample, peak_gflops, mfu_plain and mfu_ray.
+ray2_samples_per_s (2 workers), flops_per_sample, peak_gflops, mfu_plain and mfu_ray, and
+ray_background_cpu_share: the share of the machine's CPU time Ray's other processes (GCS, raylet,
+dashboard, Train controller, placement-group cleaner, preemption watcher, Ray Data actors) took
+during the 1-worker run. On 2 cores the worker's two OpenMP threads wait at every barrier for
+whichever of them lost its core to those processes, so the loss is larger than the share.
 """
 
 from __future__ import annotations
@@ -75,6 +79,37 @@ def flops_per_sample(cfg: TrainConfig, prepared_uri: str) -> float:
     return counter.get_total_flops() / len(batch)
 
 
+def process_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of every process on this machine, by pid, with its command line.
+
+    Read from /proc (Linux); {} elsewhere. The Ray run's diff of two snapshots shows how much of the
+    machine Ray's own processes (GCS, raylet, dashboard, Train controller, Data actors) took while
+    the worker trained: on a 2-core machine that is the main cost of Ray Train.
+    """
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        found[int(entry.name)] = (command, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def background_cpu(before: dict, after: dict) -> tuple[float, float]:
+    """(CPU s of the Train workers, CPU s of every other Ray process) between two snapshots."""
+    workers = others = 0.0
+    for pid, (command, seconds) in after.items():
+        used = seconds - before.get(pid, ("", 0.0))[1]
+        if "RayTrainWorker" in command:
+            workers += used
+        elif "ray" in command.lower() and pid != os.getpid():
+            others += used
+    return workers, others
+
+
 def steady_rate(history: list[dict]) -> float:
     """Training samples/s over all epochs (steps only)."""
     seconds = sum(m["train_seconds"] for m in history)
@@ -110,13 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         plain_wall = time.perf_counter() - started
 
         connect()
-        rates, walls = {}, {}
+        rates, walls, shares = {}, {}, {}
         for workers in (1, 2):
             cfg = TrainConfig(out=work / f"ray{workers}", name=f"ray{workers}", workers=workers,
                               cpus_per_worker=cpus / workers, **common)
-            started = time.perf_counter()
-            result = build_trainer(cfg).fit()
+            trainer = build_trainer(cfg)
+            before, started = process_cpu_seconds(), time.perf_counter()
+            result = trainer.fit()
             walls[workers] = time.perf_counter() - started
+            _, others = background_cpu(before, process_cpu_seconds())
+            shares[workers] = others / (walls[workers] * cpus)
             if result.error:
                 raise result.error
             rates[workers] = steady_rate(result.return_value["history"])
@@ -134,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         "peak_gflops": round(peak, 1),
         "mfu_plain": round(per_sample * plain_rate / (peak * 1e9), 4),
         "mfu_ray": round(per_sample * rates[1] / (peak * 1e9), 4),
+        # Share of the machine's CPU time that Ray's other processes used during each Ray run.
+        "ray_background_cpu_share": round(shares[1], 4),
+        "ray2_background_cpu_share": round(shares[2], 4),
         "plain_wall_s": round(plain_wall, 1),
         "ray_wall_s": round(walls[1], 1),
         "ray2_wall_s": round(walls[2], 1),
