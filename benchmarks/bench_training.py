@@ -98,16 +98,11 @@ def process_cpu_seconds() -> dict[int, tuple[str, float]]:
     return found
 
 
-def background_cpu(before: dict, after: dict) -> tuple[float, float]:
-    """(CPU s of the Train workers, CPU s of every other Ray process) between two snapshots."""
-    workers = others = 0.0
-    for pid, (command, seconds) in after.items():
-        used = seconds - before.get(pid, ("", 0.0))[1]
-        if "RayTrainWorker" in command:
-            workers += used
-        elif "ray" in command.lower() and pid != os.getpid():
-            others += used
-    return workers, others
+def background_cpu(before: dict, after: dict) -> float:
+    """CPU seconds that Ray processes other than the Train workers (and this driver) used between two
+    snapshots. Every Ray process on the machine counts, so run the benchmark with no other Ray up."""
+    return sum(seconds - before.get(pid, ("", 0.0))[1] for pid, (command, seconds) in after.items()
+               if "ray" in command.lower() and "RayTrainWorker" not in command and pid != os.getpid())
 
 
 def steady_rate(history: list[dict]) -> float:
@@ -153,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             before, started = process_cpu_seconds(), time.perf_counter()
             result = trainer.fit()
             walls[workers] = time.perf_counter() - started
-            _, others = background_cpu(before, process_cpu_seconds())
-            shares[workers] = others / (walls[workers] * cpus)
+            shares[workers] = background_cpu(before, process_cpu_seconds()) / (walls[workers] * cpus)
             if result.error:
                 raise result.error
             rates[workers] = steady_rate(result.return_value["history"])
