@@ -15,8 +15,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
-# Tests whose cause of failure is known but not yet fixed. They still run and report XPASS/XFAIL, so a
-# pass or a fail stays visible. Remove an entry as soon as its fix lands.
+# Tests that still fail now and then: the symptom is recorded here, the fix is open work. They still run
+# and report XPASS/XFAIL, so a pass or a fail stays visible. Remove an entry as soon as its fix lands.
 KNOWN_UNSTABLE = {
     "test_serve_keeps_answering_while_a_scorer_node_dies":
         "issue 7: failed 2 runs of 5 on a quiet machine (both CI runs of 2026-11-29); in the first, every "
