@@ -101,8 +101,11 @@ def process_cpu_seconds() -> dict[int, tuple[str, float]]:
 def background_cpu(before: dict, after: dict) -> float:
     """CPU seconds that Ray processes other than the Train workers (and this driver) used between two
     snapshots. Every Ray process on the machine counts, so run the benchmark with no other Ray up."""
+    def is_ray(command: str) -> bool:  # actors and idle workers ("ray::X"), or a binary/script under ray/
+        return command.startswith("ray::") or "/ray/" in command
+
     return sum(seconds - before.get(pid, ("", 0.0))[1] for pid, (command, seconds) in after.items()
-               if "ray" in command.lower() and "RayTrainWorker" not in command and pid != os.getpid())
+               if is_ray(command) and "RayTrainWorker" not in command and pid != os.getpid())
 
 
 def steady_rate(history: list[dict]) -> float:
