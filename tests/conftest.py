@@ -17,11 +17,7 @@ import pytest  # noqa: E402
 
 # Tests that still fail now and then: the symptom is recorded here, the fix is open work. They still run
 # and report XPASS/XFAIL, so a pass or a fail stays visible. Remove an entry as soon as its fix lands.
-KNOWN_UNSTABLE = {
-    "test_serve_keeps_answering_while_a_scorer_node_dies":
-        "issue 7: failed 3 runs of 6 on a quiet machine (2026-11-29: both CI runs and a make test); in the first, every "
-        "/recommend timed out (10 s client timeout) for 43 s after the graceful node removal",
-}
+KNOWN_UNSTABLE: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config, items):
