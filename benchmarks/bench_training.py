@@ -10,16 +10,16 @@ per-epoch validation and the one-off catalog encoding are excluded from both ali
     python benchmarks/bench_training.py --quick    # smoke: 10 steps
 
 The plain loop and the 1-worker Ray run alternate ``--repeats`` times (default 3), each plain run
-with no Ray on the machine; the figures are medians (one run of each varied from 0.85x to 1.01x
-between runs on a quiet 2-core machine, so a single pair decides nothing).
+with no Ray on the machine; the figures are medians (single pairs gave 0.80x to 1.01x on one quiet
+day on the 2-core machine, so one pair decides nothing).
 
-Last line: one JSON object with ray_samples_per_s, plain_samples_per_s, ratio (of the medians; target >= 0.90),
-plain_runs and ray_runs (every repeat),
-ray2_samples_per_s (2 workers), flops_per_sample, peak_gflops, mfu_plain and mfu_ray, and
-ray_background_cpu_share: the share of the machine's CPU time Ray's other processes (GCS, raylet,
+Last line: one JSON object with ray_samples_per_s, plain_samples_per_s, ratio (of the medians;
+target >= 0.90), plain_runs and ray_runs (every repeat), ray2_samples_per_s (2 workers),
+flops_per_sample, peak_gflops, mfu_plain and mfu_ray, and ray_background_cpu_share: the share of the machine's CPU time Ray's other processes (GCS, raylet,
 dashboard, Train controller, placement-group cleaner, preemption watcher, Ray Data actors) took
 during the 1-worker run. On 2 cores the worker's two OpenMP threads wait at every barrier for
 whichever of them lost its core to those processes, so the loss is larger than the share.
+ray_background_top names the largest of those processes, each with its share.
 """
 
 from __future__ import annotations
