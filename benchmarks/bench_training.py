@@ -15,11 +15,12 @@ day on the 2-core machine, so one pair decides nothing).
 
 Last line: one JSON object with ray_samples_per_s, plain_samples_per_s, ratio (of the medians;
 target >= 0.90), plain_runs and ray_runs (every repeat), ray2_samples_per_s (2 workers),
-flops_per_sample, peak_gflops, mfu_plain and mfu_ray, and ray_background_cpu_share: the share of the machine's CPU time Ray's other processes (GCS, raylet,
-dashboard, Train controller, placement-group cleaner, preemption watcher, Ray Data actors) took
-during the 1-worker run. On 2 cores the worker's two OpenMP threads wait at every barrier for
-whichever of them lost its core to those processes, so the loss is larger than the share.
-ray_background_top names the largest of those processes, each with its share.
+flops_per_sample, peak_gflops, mfu_plain and mfu_ray, and ray_background_cpu_share: the share of
+the machine's CPU time Ray's other processes (GCS, raylet, dashboard, Train controller,
+placement-group cleaner, preemption watcher, Ray Data actors) took during the 1-worker run, and
+ray_background_top: the largest of those processes, each with its share. On 2 cores the worker's
+two OpenMP threads wait at every barrier for whichever of them lost its core to those processes,
+so the loss is larger than the share.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import os
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -118,11 +120,11 @@ def background_cpu(before: dict, after: dict) -> dict[str, float]:
         script = next((part for part in command.split()[1:] if part.endswith(".py")), head)
         return Path(script).name
 
-    used: dict[str, float] = {}
+    used: Counter[str] = Counter()
     for pid, (command, seconds) in after.items():
         if is_ray(command) and "RayTrainWorker" not in command and pid != os.getpid():
-            used[name(command)] = used.get(name(command), 0.0) + seconds - before.get(pid, ("", 0.0))[1]
-    return used
+            used[name(command)] += seconds - before.get(pid, ("", 0.0))[1]
+    return dict(used)
 
 
 def steady_rate(history: list[dict]) -> float:
