@@ -8,9 +8,12 @@ runs only for a free-text query (DESIGN.md, "The model"). Candidates are the top
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from recsys.data import EVENT_TYPES, read_table
@@ -171,3 +174,25 @@ class Retriever:
             prior=prior,
         )
         return Candidates(ctx, self.version, self.catalog_version)
+
+
+class ItemEmbedder:
+    """The item tower for products added while serving, run off the replica's event loop.
+
+    A PUT /items batch goes through BERT (seconds for a few hundred products with MiniLM); on the
+    event loop that would stall every /recommend batch of the replica meanwhile. ``embed`` runs it
+    in a worker thread instead (torch releases the GIL in its kernels), one batch at a time, with a
+    tokenizer of its own: the query path keeps the model's, and a fast tokenizer shared by two
+    threads fails with "Already borrowed" as soon as one call changes its padding or truncation
+    settings while the other encodes (huggingface/tokenizers#537).
+    """
+
+    def __init__(self, model: TwoTower) -> None:
+        self.model = copy.copy(model)  # a shallow copy: the same weights, a separate tokenizer slot
+        self.model.tokenizer = copy.deepcopy(model.tokenizer)
+        self._one_at_a_time = asyncio.Lock()
+
+    async def embed(self, items: pd.DataFrame) -> np.ndarray:
+        """Item vectors (n, d) float32 of an items table, computed in a worker thread."""
+        async with self._one_at_a_time:
+            return await asyncio.to_thread(self.model.embed_items, items)

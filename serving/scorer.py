@@ -21,7 +21,7 @@ from serving.bandit_state import Candidates
 from serving.catalog import CatalogStore
 from serving.config import ServeConfig
 from serving.quantization import quantized_copy
-from serving.retrieval import PurchaseIndex, Retriever, model_version
+from serving.retrieval import ItemEmbedder, PurchaseIndex, Retriever, model_version
 from serving.telemetry import ServingMetrics
 
 
@@ -58,6 +58,7 @@ class Scorer:
             purchases=PurchaseIndex.from_shop(cfg.data) if cfg.data else None,
             query_model=quantized_copy(model) if cfg.quantize else None, version=model_version(cfg.model, model),
         )
+        self.embedder = ItemEmbedder(model)
         self.bandit = bandit
         self._synced = False
         self._score_batch.set_max_batch_size(cfg.max_batch_size)
@@ -86,9 +87,12 @@ class Scorer:
         self._synced = True
 
     async def embed(self, rows: list[dict]) -> tuple[np.ndarray, int]:
-        """Item vectors of new or changed products (fp32 item tower) and how many were already known."""
+        """Item vectors of new or changed products (fp32 item tower) and how many were already known.
+
+        The item tower runs in a worker thread: /recommend batches on this replica go on meanwhile.
+        """
         items = pd.DataFrame(rows)
         with self.metrics.timed("embed_items"):
-            vectors = self.retriever.model.embed_items(items)
+            vectors = await self.embedder.embed(items)
         known = len(self.retriever.rows(items["item_id"].to_numpy(np.int64)))
         return vectors, known

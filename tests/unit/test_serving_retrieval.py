@@ -1,5 +1,9 @@
 """The scorer's retrieval without Ray: top-N by score, never an excluded or purchased item,
-BERT only for queries, new catalog versions recommendable at once, int8 queries close to fp32."""
+BERT only for queries, new catalog versions recommendable at once, int8 queries close to fp32,
+new products embedded off the event loop."""
+
+import asyncio
+import time
 
 import numpy as np
 import pandas as pd
@@ -9,7 +13,7 @@ import torch
 from recsys.model import TwoTower, TwoTowerConfig, build_tiny_base
 from serving.catalog import CatalogStore
 from serving.quantization import agreement, quantized_copy
-from serving.retrieval import PurchaseIndex, Retriever
+from serving.retrieval import ItemEmbedder, PurchaseIndex, Retriever
 
 TITLES = ["waterproof trail shoe", "red wool scarf", "steel water bottle", "leather wallet", "running socks",
           "rain jacket", "yoga mat", "canvas tote", "ceramic mug", "desk lamp", "hiking pole", "sun hat"]
@@ -81,3 +85,39 @@ def test_int8_queries_agree_with_fp32(model, retriever):
                        retriever.table.vectors, k=5, repeats=1)
     assert report["quant_cosine"] > 0.9
     assert report["quant_speedup"] > 0
+
+
+def test_new_items_embed_off_the_event_loop(model):
+    """The replica's loop keeps ticking while PUT /items runs the item tower (same vectors)."""
+    embedder, many = ItemEmbedder(model), items(list(range(6000)))
+
+    async def embed_and_tick():
+        ticks, task = [time.perf_counter()], asyncio.create_task(embedder.embed(many))
+        while not task.done():
+            await asyncio.sleep(0.002)
+            ticks.append(time.perf_counter())
+        return await task, np.diff(ticks), ticks[-1] - ticks[0]
+
+    vectors, gaps, took = asyncio.run(embed_and_tick())
+    assert took > 0.1, f"embedding took {took:.3f}s: too short for the check to mean anything"
+    assert gaps.max() < took / 4, f"the loop stalled {gaps.max():.3f}s of {took:.3f}s"
+    assert np.allclose(vectors, model.embed_items(many), atol=1e-5)
+
+
+def test_queries_are_answered_while_items_embed(model, retriever):
+    """Free-text queries (BERT and its tokenizer on the loop's thread) meanwhile give the same result."""
+    embedder, many = ItemEmbedder(model), items(list(range(6000)))
+    req = [{"user_id": 1, "history": [0], "query": "warm scarf"}]
+    expected = retriever.candidates(req)[0].context.scores
+
+    async def query_while_embedding():
+        answered, task = 0, asyncio.create_task(embedder.embed(many))
+        while not task.done():
+            (cands,) = retriever.candidates(req)
+            assert np.allclose(cands.context.scores, expected, atol=1e-5)
+            answered += 1
+            await asyncio.sleep(0)
+        await task
+        return answered
+
+    assert asyncio.run(query_while_embedding()) > 5
