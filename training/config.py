@@ -88,7 +88,7 @@ class TrainConfig:
     max_failures: int = 2
     """Worker-group restarts from the latest checkpoint before the run fails."""
     patience: int = 2
-    """Stop after this many epochs without a better validation NDCG@10."""
+    """Stop after this many epochs without a better validation NDCG@10 (0: never stop early)."""
     eval_users: int = 0
     """Validation users per epoch (0 = all); a seeded sample keeps epochs comparable."""
     calibration: Literal["platt", "isotonic"] = "platt"

@@ -4,8 +4,9 @@ ranking benchmark runs in its own process, on the very split its model is scored
 RecBole's ``BPR`` with its default settings: 64-dim user and item vectors (Xavier-normal init),
 score u . i, loss -log(1e-10 + sigmoid(s_pos - s_neg)) with one uniform negative per positive
 drawn outside the user's training items, Adam at lr 1e-3 with no weight decay, batches of 2,048
-shuffled every epoch, up to 300 epochs, early stop after 10 epochs without a better validation
-MRR@10 (full ranking, training items masked), and the best epoch's vectors kept.
+shuffled every epoch, up to 300 epochs, validation MRR@10 after each (full ranking, training items
+masked), a stop once more than 10 epochs have gone by without a validation score at least as good
+as the best, and the best epoch's vectors kept.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class BPRConfig:
     epochs: int = 300
     """Most epochs."""
     patience: int = 10
-    """stopping_step: epochs without a better validation MRR@10 before stopping."""
+    """stopping_step: training stops once more than this many epochs went by without a validation
+    MRR@10 at least as good as the best."""
     seed: int = 0
     """Seed of the init, the shuffles and the negatives."""
 
@@ -113,8 +115,9 @@ def train_bpr(split, item_ids: np.ndarray, cfg: BPRConfig = BPRConfig(), log_eve
         mrr = evaluate_random_split(scorer_of(u_vecs, i_vecs), split, item_ids, ks=(10,), phase="valid")["model"]["mrr@10"]
         if log_every and epoch % log_every == 0:
             print(f"[bpr] epoch {epoch}: loss {loss.item():.4f} valid mrr@10 {mrr:.4f}", flush=True)
-        if mrr > best[0]:
+        # RecBole's early_stopping: a tie counts as progress; stop after more than `patience` epochs without.
+        if mrr >= best[0]:
             best = (mrr, epoch, (u_vecs, i_vecs))
-        elif epoch - best[1] >= cfg.patience:
+        elif epoch - best[1] > cfg.patience:
             break
     return BPRResult(scorer_of(*best[2]), best[1], best[0], epoch, time.perf_counter() - started)
