@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"{key}_pop_ndcg10"] = round(result["popularity"]["ndcg@10"], 4)
         summary[f"{key}_pop_recall10"] = round(result["popularity"]["recall@10"], 4)
         summary[f"{key}_seconds"] = round(result["seconds"], 1)
-        summary[f"{key}_settings"] = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
-                                      for k, v in plan[part].items()}
+        summary[f"{key}_settings"] = {k: dataclasses.asdict(v) | {"seed": args.seed} if dataclasses.is_dataclass(v) else v
+                                      for k, v in plan[part].items()}  # BPR runs with the run's seed
     if "ml100k" in results:
         summary["ml100k_beats_bpr"] = summary["ml100k_ndcg10"] > BPR_NDCG10
         same = results["ml100k"]["bpr"]
