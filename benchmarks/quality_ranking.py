@@ -13,6 +13,7 @@ with full ranking (every item a candidate, the user's train and valid items mask
 
     python benchmarks/bench_quality.py --task ranking           # the full run (CPU budget: 45 min)
     python benchmarks/bench_quality.py --task ranking --quick   # smoke run, a few minutes
+    python benchmarks/bench_quality.py --task ranking --only bpr --seed 1   # that split's BPR alone, seconds
 
 The last line is one JSON object with sim_ndcg10, sim_pop_ndcg10, ml100k_ndcg10,
 ml100k_pop_ndcg10, ml100k_cold_ndcg10 (plus recall, seconds and the settings used), and for
@@ -29,12 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from recsys.data import fetch_ml100k, load_recbole, write_table  # noqa: E402
-from recsys.metrics import evaluate_cold_items, evaluate_random_split  # noqa: E402
+from recsys.metrics import evaluate_cold_items, evaluate_random_split, popularity_scorer  # noqa: E402
 from recsys.metrics.bpr import BPRConfig, train_bpr  # noqa: E402
 from recsys.model import TwoTower, load_item_table  # noqa: E402
 from recsys.model.scoring import catalog_scorer  # noqa: E402
@@ -104,6 +107,24 @@ def same_split_bpr(split, item_ids, cfg: BPRConfig, seed: int) -> dict:
     return {**report, "best_epoch": bpr.best_epoch, "epochs": bpr.epochs, "seconds": bpr.seconds}
 
 
+def bpr_only(args, plan: dict) -> int:
+    """The same-split BPR of ``--seed`` alone: the reference a full ml-100k run would be held to."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="serendip-quality-") as tmp:
+        data = ml100k_data(Path(tmp), args.cache_dir)
+        cfg = TrainConfig(data=data, out=Path(tmp) / "unused", protocol="random", seed=args.seed, **plan["ml100k"]["train"])
+        items, events, _, _ = load_shop(data)
+        split = split_positives(cfg, events)
+        item_ids = items["item_id"].to_numpy(np.int64)
+        bpr = same_split_bpr(split, item_ids, plan["ml100k"]["bpr"], args.seed)
+        pop = evaluate_random_split(popularity_scorer(split.train, item_ids), split, item_ids, ks=(10,))["model"]
+    print(json.dumps({"quick": args.quick, "seed": args.seed, "seconds": round(time.perf_counter() - started, 1),
+                      "bpr_ndcg10": BPR_NDCG10, "ml100k_bpr_ndcg10": round(bpr["ndcg@10"], 4),
+                      "ml100k_bpr_recall10": round(bpr["recall@10"], 4), "ml100k_bpr_best_epoch": bpr["best_epoch"],
+                      "ml100k_bpr_epochs": bpr["epochs"], "ml100k_pop_ndcg10": round(pop["ndcg@10"], 4)}))
+    return 0
+
+
 def sim_data(work: Path, settings: dict, seed: int) -> Path:
     """A simulated shop written as items/events Parquet."""
     world = World.create(WorldConfig(seed=seed, **settings["world"]))
@@ -129,10 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--cpus-per-worker", type=float, default=float(os.cpu_count() or 1))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", choices=("sim", "ml100k", "cold"), action="append", help="run only these parts")
+    parser.add_argument("--only", choices=("sim", "ml100k", "cold", "bpr"), action="append",
+                        help="run only these parts; bpr: only the same-split BPR on ml-100k (seconds, no Ray)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     parts = args.only or ["sim", "ml100k", "cold"]
+    if parts == ["bpr"]:
+        return bpr_only(args, plan)
     started = time.perf_counter()
     connect()
     with tempfile.TemporaryDirectory(prefix="serendip-quality-") as tmp:
