@@ -80,7 +80,9 @@ def train_bpr(split, item_ids: np.ndarray, cfg: BPRConfig = BPRConfig(), log_eve
     rows = users.get_indexer(train["user_id"].to_numpy())
     n_items = len(item_ids)
     if n_items - train.groupby("user_id").size().max() < 1:
-        raise ProtocolError("BPR: a user has interacted with every item; no negative can be drawn")
+        user = int(train.groupby("user_id").size().idxmax())
+        raise ProtocolError(f"BPR: user {user} has interacted with every item, so no negative can be drawn; "
+                            "drop that user from the split or add items to the catalog")
     taken = np.unique(rows.astype(np.int64) * n_items + columns)
 
     torch.manual_seed(cfg.seed)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data.splits import random_split
+from recsys.data.splits import Split, random_split
 from recsys.metrics import ProtocolError, evaluate_random_split
 from recsys.metrics.bpr import BPRConfig, train_bpr
 
@@ -34,3 +34,9 @@ def test_bpr_refuses_items_outside_the_catalog():
     split = random_split(planted(), seed=0)
     with pytest.raises(ProtocolError, match="outside item_ids"):
         train_bpr(split, np.arange(1, 30), BPRConfig(epochs=1))
+
+
+def test_bpr_refuses_a_user_who_has_every_item():
+    train = pd.DataFrame({"user_id": [7, 7, 7, 8], "item_id": [1, 2, 3, 1]})
+    with pytest.raises(ProtocolError, match="user 7 has interacted with every item"):
+        train_bpr(Split(train, train.iloc[:0], train.iloc[:0]), np.array([1, 2, 3]), BPRConfig(epochs=1))
