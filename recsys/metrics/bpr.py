@@ -77,13 +77,14 @@ def train_bpr(split, item_ids: np.ndarray, cfg: BPRConfig = BPRConfig(), log_eve
     if len(train) == 0 or (columns < 0).any():
         raise ProtocolError("BPR: the train split is empty or names items outside item_ids; pass the catalog's ids")
     users = pd.Index(np.unique(train["user_id"].to_numpy(np.int64)))
-    rows = users.get_indexer(train["user_id"].to_numpy())
+    rows = users.get_indexer(train["user_id"].to_numpy()).astype(np.int64)
+    columns = columns.astype(np.int64)
     n_items = len(item_ids)
-    if n_items - train.groupby("user_id").size().max() < 1:
-        user = int(train.groupby("user_id").size().idxmax())
-        raise ProtocolError(f"BPR: user {user} has interacted with every item, so no negative can be drawn; "
-                            "drop that user from the split or add items to the catalog")
-    taken = np.unique(rows.astype(np.int64) * n_items + columns)
+    taken = np.unique(rows * n_items + columns)  # sorted (user row, item column) keys of the training pairs
+    items_per_user = np.bincount(taken // n_items)
+    if items_per_user.max() >= n_items:
+        raise ProtocolError(f"BPR: user {users[items_per_user.argmax()]} has interacted with every item, so no "
+                            "negative can be drawn; drop that user from the split or add items to the catalog")
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -103,8 +104,8 @@ def train_bpr(split, item_ids: np.ndarray, cfg: BPRConfig = BPRConfig(), log_eve
     started, epoch = time.perf_counter(), 0
     for epoch in range(1, cfg.epochs + 1):
         order = rng.permutation(len(rows))
-        negs = _negatives(rows[order].astype(np.int64), taken, n_items, rng)
-        u_all, p_all, n_all = (torch.from_numpy(a) for a in (rows[order].astype(np.int64), columns[order].astype(np.int64), negs))
+        negs = _negatives(rows[order], taken, n_items, rng)
+        u_all, p_all, n_all = (torch.from_numpy(a) for a in (rows[order], columns[order], negs))
         for lo in range(0, len(order), cfg.batch_size):
             u, p, n = (t[lo:lo + cfg.batch_size] for t in (u_all, p_all, n_all))
             uv = user_emb(u)
