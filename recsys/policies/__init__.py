@@ -7,7 +7,7 @@ data types and what a propensity means, ``propensity`` for how each is computed.
 from recsys.policies.base import Context, Feedback, Policy, Slate
 from recsys.policies.epsilon import EpsilonGreedy
 from recsys.policies.features import linear_policy_features
-from recsys.policies.greedy import Greedy
+from recsys.policies.greedy import Greedy, Static
 from recsys.policies.linear import LinearPosterior, LinTS, LinUCB
 from recsys.policies.position import examination_weights
 from recsys.policies.registry import POLICIES, make_policy
@@ -28,6 +28,7 @@ __all__ = [
     "Policy",
     "Slate",
     "Softmax",
+    "Static",
     "Thompson",
     "UCB1",
     "examination_weights",

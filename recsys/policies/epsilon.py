@@ -1,4 +1,5 @@
-"""Per-position epsilon-greedy: each slot explores on its own with probability epsilon."""
+"""Per-position epsilon-greedy on the learned reward estimate: each slot explores on its own with
+probability epsilon (Sutton & Barto 2018, sec. 2.2, per slot of the slate)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from typing import ClassVar
 
 import numpy as np
 
-from recsys.policies.base import Choice, Context, Policy, check_range
+from recsys.policies.base import Choice, Context, check_range
+from recsys.policies.evidence import PerItemPolicy
 from recsys.policies.propensity import epsilon_greedy_marginals, epsilon_greedy_prefix
 
 
 @dataclass
-class EpsilonGreedy(Policy):
-    """Position by position: the best remaining item with prob. 1 - epsilon, else a uniform remaining one.
+class EpsilonGreedy(PerItemPolicy):
+    """Position by position: the best remaining item by the learned estimate (as ``greedy`` ranks)
+    with prob. 1 - epsilon, else a uniformly random remaining one.
 
-    Ties in the model score keep the lower candidate index first, so propensities are exact.
+    The ranking is deterministic (ties: model score, then candidate index), so propensities are exact.
     """
 
     name: ClassVar[str] = "epsilon_greedy"
@@ -28,14 +31,14 @@ class EpsilonGreedy(Policy):
         check_range("epsilon", self.epsilon, 0.0, 1.0)
 
     def _choose(self, ctx: Context, k: int, rng: np.random.Generator, forced: np.ndarray | None) -> Choice:
-        order = np.argsort(-ctx.scores, kind="stable")
+        order, point = self.ranking(ctx)
         idx = self._draw(order, k, rng) if forced is None else forced
         rank = np.empty(ctx.n, dtype=np.int64)
         rank[order] = np.arange(ctx.n)
         marginals = epsilon_greedy_marginals(rank[idx], ctx.n, self.epsilon, k)
         propensities = marginals[np.arange(k), np.arange(k)]
         prefix = epsilon_greedy_prefix(order, idx, self.epsilon)
-        return Choice(idx, propensities, prefix, ctx.scores)
+        return Choice(idx, propensities, prefix, point)
 
     def _draw(self, order: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         n = order.shape[0]
@@ -50,7 +53,7 @@ class EpsilonGreedy(Policy):
         return idx
 
     def _base_distribution(self, ctx: Context, k: int, rng: np.random.Generator) -> np.ndarray:
-        order = np.argsort(-ctx.scores, kind="stable")
+        order = self.ranking(ctx)[0]
         rank = np.empty(ctx.n, dtype=np.int64)
         rank[order] = np.arange(ctx.n)
         return epsilon_greedy_marginals(rank, ctx.n, self.epsilon, k)

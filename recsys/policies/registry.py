@@ -7,14 +7,14 @@ from typing import Any
 
 from recsys.policies.base import Policy
 from recsys.policies.epsilon import EpsilonGreedy
-from recsys.policies.greedy import Greedy
+from recsys.policies.greedy import Greedy, Static
 from recsys.policies.linear import LinTS, LinUCB
 from recsys.policies.softmax import Softmax
 from recsys.policies.thompson import Thompson
 from recsys.policies.ucb import UCB1
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (Greedy, EpsilonGreedy, Softmax, UCB1, Thompson, LinUCB, LinTS)
+    cls.name: cls for cls in (Static, Greedy, EpsilonGreedy, Softmax, UCB1, Thompson, LinUCB, LinTS)
 }
 """Policy classes by their ``name``."""
 

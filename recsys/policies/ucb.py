@@ -32,18 +32,16 @@ class UCB1(PerItemPolicy):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_range("c", self.c, 0.0, float("inf"), open_high=True)
-        check_range("prior_strength", self.prior_strength, 0.0, float("inf"), open_high=True)
 
     def _index(self, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-        clicks, views = self.evidence.lookup(ctx.item_ids)
-        prior = 0.5 if ctx.prior is None else ctx.prior
+        views = self.evidence.lookup(ctx.item_ids)[1]
         n = views + self.prior_strength
         seen = n > 0
         safe = np.where(seen, n, 1.0)
-        mean = np.where(seen, (clicks + self.prior_strength * prior) / safe, prior)
+        mean = self.estimate(ctx)
         log_t = math.log(max(self.evidence.total_views + self.prior_strength, 1.0))
         bonus = np.where(seen, self.c * np.sqrt(2.0 * log_t / safe), np.inf)
-        return mean + bonus, mean * np.ones(ctx.n)
+        return mean + bonus, mean
 
     def _choose(self, ctx: Context, k: int, rng: np.random.Generator, forced: np.ndarray | None) -> Choice:
         index, mean = self._index(ctx)
