@@ -1,9 +1,9 @@
 """What policies see in a simulator replay when a trained two-tower model is given (``--model``).
 
 The observer turns the world's shoppers and candidates into the model's scores, its calibrated
-click probability (the bandit prior) and the linear policies' features, exactly as serving does
-(``serving.retrieval``): cached item vectors, a user vector from the history, a dot product over
-the temperature, and ``linear_policy_features``. Catalog vectors come from the model's item table;
+click probability (the bandit prior) and the linear policies' features with the function serving
+calls (``recsys.model.bandit_input``): cached item vectors, a user vector from the history, then
+``bandit_input`` per shopper. Catalog vectors come from the model's item table;
 products the table lacks (injected mid-run) are embedded with the item tower on first sight.
 
 The tuning sweep's online objective and ``benchmarks/quality_bandit.py`` both replay through
@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.policies import linear_policy_features
 from recsys.replay import Observation, Observer
 
 
@@ -42,6 +41,8 @@ def model_observer(model, vectors: np.ndarray) -> Observer:
     """A ``recsys.replay`` Observer backed by ``model``, starting from the catalog ``vectors``."""
     import torch
 
+    from recsys.model.bandit_input import bandit_input
+
     cache = {"vectors": np.asarray(vectors, dtype=np.float32)}
     history_len = int(getattr(model.config, "history_len", 50))
 
@@ -54,10 +55,9 @@ def model_observer(model, vectors: np.ndarray) -> Observer:
         with torch.no_grad():
             user = model.encode_users(torch.from_numpy(vecs[items]), torch.from_numpy(events.astype(np.int64)),
                                       torch.from_numpy(mask)).numpy()
-        scores = np.einsum("bd,bmd->bm", user, vecs[candidates]) / model.temperature
-        prior = model.click_probability(scores)
-        feats = np.stack([linear_policy_features(user[b], vecs[candidates[b]], prior[b]) for b in range(len(users))])
-        return Observation(scores, prior, feats)
+        given = [bandit_input(model, user[b], vecs[candidates[b]]) for b in range(len(users))]
+        prior = None if model.calibrator is None else np.stack([g.prior for g in given])
+        return Observation(np.stack([g.scores for g in given]), prior, np.stack([g.features for g in given]))
 
     return observe
 

@@ -18,7 +18,8 @@ import torch
 
 from recsys.data import EVENT_TYPES, read_table
 from recsys.model import ItemTable, TwoTower
-from recsys.policies import Context, linear_policy_features
+from recsys.model.bandit_input import bandit_input
+from recsys.policies import Context
 from recsys.policies.base import top_k
 from serving.bandit_state import Candidates
 from serving.catalog import CatalogDelta
@@ -166,13 +167,9 @@ class Retriever:
             return Candidates(None, self.version, self.catalog_version)
         pick = top_k(scores, min(self.retrieve_n, allowed))
         cand_rows = pick if rows is None else rows[pick]
-        cand_scores = scores[pick].astype(np.float64)
-        prior = None if self.model.calibrator is None else np.clip(self.model.click_probability(cand_scores), 0.0, 1.0)
-        ctx = Context(
-            item_ids=self.table.item_ids[cand_rows], scores=cand_scores,
-            features=linear_policy_features(user.numpy(), self.table.vectors[cand_rows], prior) if with_features else None,
-            prior=prior,
-        )
+        given = bandit_input(self.model, user.numpy(), self.table.vectors[cand_rows], scores[pick], with_features)
+        ctx = Context(item_ids=self.table.item_ids[cand_rows], scores=given.scores, features=given.features,
+                      prior=given.prior)
         return Candidates(ctx, self.version, self.catalog_version)
 
 

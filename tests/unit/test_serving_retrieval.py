@@ -3,6 +3,7 @@ BERT only for queries, new catalog versions recommendable at once, int8 queries 
 new products embedded off the event loop."""
 
 import asyncio
+import copy
 import time
 
 import numpy as np
@@ -121,3 +122,30 @@ def test_queries_are_answered_while_items_embed(model, retriever):
         return answered
 
     assert asyncio.run(query_while_embedding()) > 5
+
+
+def test_serving_and_the_replay_build_the_same_bandit_input(model):
+    """One builder: the scorer's context and the sweep's replay observer agree number for number."""
+    from recsys.data import EVENT_TYPES
+    from recsys.model import fit_calibration
+    from recsys.model_observer import model_observer
+    from recsys.simulator import World, WorldConfig
+
+    world = World.create(WorldConfig(users=20, items=30, seed=1))
+    world.generate_events()
+    calibrated = copy.copy(model)  # the same weights, with a prior so that column is not all zeros
+    calibrated.calibrator = fit_calibration(np.linspace(-2, 2, 40), np.arange(40) % 3 == 0)
+    table = calibrated.item_table(world.items)
+    retriever = Retriever(calibrated, table, retrieve_n=30, history_len=8)
+    users, cands = np.array([3, 11]), np.array([[0, 5, 9, 17, 22], [1, 2, 28, 13, 4]])
+    obs = model_observer(calibrated, table.vectors)(world, users, cands)
+    hist, events, mask = world.histories(users, 8)
+    for b, user in enumerate(users):
+        req = {"user_id": int(user), "history": world.item_ids[hist[b][mask[b]]].tolist(),
+               "history_events": [EVENT_TYPES[e] for e in events[b][mask[b]]],
+               "candidates": world.item_ids[cands[b]].tolist()}
+        ctx = retriever.candidates([req])[0].context
+        order = [world.item_ids[cands[b]].tolist().index(item) for item in ctx.item_ids]
+        np.testing.assert_allclose(ctx.scores, obs.scores[b][order], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(ctx.prior, obs.prior[b][order], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ctx.features, obs.features[b][order], rtol=1e-5, atol=1e-5)
