@@ -1,27 +1,37 @@
-"""Bandit quality in the simulated shop (issue 4): cumulative regret against the oracle and cold-start CTR.
+"""Bandit quality in the simulated shop: cumulative regret against the oracle, learning and
+exploration against the non-learning model, new-product clicks, and how right the logged
+propensities are.
 
 Every policy (ours and MABWiser 2.7.4's) replays the same worlds, rounds, shoppers, candidates and
 click draws (``recsys.replay.run_replay``, common random numbers per seed). The world has revealed
 and latent interests, emerging categories, satiation and drift, and injects new products a third
 of the way in. Regret is exact: the oracle's expected clicks minus the policy's, per visit.
 
-What the policies see (``recsys.replay.world_model``, or with ``--model DIR`` a trained two-tower's
-scores, calibrated prior and linear-policy features through ``recsys.model_observer``, as in the
-sweep; the bench's worlds are not the model's training world, so only the text side carries over):
-- the model's calibrated click probability (the world's ``prior_probs``: a perfect text model that
-  knows logged tastes but not latent interests, satiation, drift or a product's own appeal);
-- features for the linear policies: bias, that probability, the category one-hot, and the share of
-  the shopper's last 10 and last 3 clicks in the category;
-- position examination weights from the CTR ratios of a uniformly random warm-up log, which every
-  learning policy (MABWiser's too) also learns from before the run.
-MABWiser's contextual policies keep one model per item over a user vector (the model's mean click
-probability per category, the recent-click shares, a bias), as that library is built to.
+What the policies see is what serving builds (``recsys.model.bandit_input``): each seed's shop is
+simulated with its logged history, a two-tower model is fine-tuned on that log with Ray Train
+(MiniLM-L6, as ``serendip train`` does at a small budget), and every replay reads that model's
+scores, calibrated click prior and ``linear_policy_features`` (``recsys.model_observer``). With
+``--model DIR`` one trained model serves every seed instead. One row, ``oracle_upper_bound``,
+runs LinTS on the simulator's hidden features (``recsys.replay.world_model``: the true text-model
+prior, category one-hot, recent-category shares) and is an upper bound, never a result.
+
+- ``static`` ranks by the model alone and never learns; ``greedy`` exploits the learned estimate
+  (model prior x each product's learned appeal) and never explores: the control.
+- Each exploring policy's rate is tuned on a separate world (``--tune-seed``) with its own model,
+  over a small grid, then scored on the evaluation seeds (no tuning on the figures reported).
+- Position examination weights come from the CTR ratios of a uniformly random warm-up log, which
+  every learning policy (MABWiser's too) also learns from before the run.
+- MABWiser's contextual policies keep one model per item over the model's user vector, as that
+  library is built to; its non-contextual Thompson sampling keeps a Beta per item.
+- Propensities: on the final state of seed 0, the logged propensity of every shown item is
+  compared with a 100,000-draw reference (``benchmarks/propensity_reference.py``).
 
     python benchmarks/bench_quality.py --task bandit            # full: 3 seeds x 150 rounds x 40 visits
     python benchmarks/bench_quality.py --task bandit --quick    # smoke check
 
-The last line is one JSON object: regret_greedy, regret_best_ours, best_ours, regret_best_mabwiser,
-cold_ctr_model_prior_over_flat_prior, and the per-policy table.
+The last line is one JSON object: features, regret_static, regret_greedy, regret_best_ours, best_ours,
+regret_best_mabwiser, cold_ctr_model_prior_over_flat_prior, new_clicks_best_over_greedy,
+propensity_ref_over_logged_mean, propensity_within_2x_share, and the per-policy table.
 """
 
 from __future__ import annotations
@@ -29,45 +39,62 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from recsys.model_observer import ModelObservers
-from recsys.policies import Context, Feedback, Slate, examination_weights, make_policy
+from recsys.policies import Context, Feedback, Policy, Slate, examination_weights, make_policy
 from recsys.replay import (
     RECENT_CLICKS,
     Observation,
     Observer,
     ReplayResult,
+    contexts_of,
     recent_category_shares,
     run_replay,
     without_prior,
     world_model,
 )
-from recsys.simulator import World, WorldConfig
+from recsys.simulator import World
 
 OURS: dict[str, tuple[str, dict]] = {
+    "static": ("static", {}),
     "greedy": ("greedy", {}),
-    "epsilon_greedy": ("epsilon_greedy", {"epsilon": 0.05}),
-    "softmax": ("softmax", {"temperature": 0.5, "n_draws": 10}),
-    "ucb1": ("ucb1", {"prior_strength": 10.0, "c": 0.5}),
-    "thompson": ("thompson", {"prior_strength": 10.0, "n_draws": 10}),
+    "epsilon_greedy": ("epsilon_greedy", {}),
+    "softmax": ("softmax", {"n_draws": 10}),
+    "ucb1": ("ucb1", {"prior_strength": 10.0}),
+    "thompson": ("thompson", {"n_draws": 10}),
     "thompson_flat_prior": ("thompson", {"prior_strength": 2.0, "n_draws": 10}),
-    "linucb": ("linucb", {"alpha": 0.2}),
-    "lints": ("lints", {"scale": 0.1, "n_draws": 10}),
+    "linucb": ("linucb", {}),
+    "lints": ("lints", {"n_draws": 10}),
     "linear_greedy": ("linucb", {"alpha": 0.0}),
+    "oracle_upper_bound": ("lints", {"n_draws": 10}),
 }
-"""Our policies by label: (registry name, parameters). thompson_flat_prior runs without the model prior."""
-DIAGNOSTIC = {"greedy", "linear_greedy"}
-"""Non-exploring references: excluded from best_ours (linear_greedy isolates what exploration adds)."""
+"""Our policies by label: (registry name, fixed parameters). thompson_flat_prior runs without the
+model prior; oracle_upper_bound runs on the simulator's hidden features."""
+GRID: dict[str, tuple[str, tuple[float, ...]]] = {
+    "epsilon_greedy": ("epsilon", (0.01, 0.03, 0.1)),
+    "softmax": ("temperature", (0.1, 0.25, 0.5)),
+    "ucb1": ("c", (0.05, 0.2, 0.5)),
+    "thompson": ("prior_strength", (5.0, 10.0, 30.0)),
+    "thompson_flat_prior": ("prior_strength", (2.0,)),
+    "linucb": ("alpha", (0.05, 0.2, 0.5)),
+    "lints": ("scale", (0.05, 0.1, 0.3)),
+    "oracle_upper_bound": ("scale", (0.05, 0.1, 0.3)),
+}
+"""The exploration rate each explorer is tuned over, on the tuning world."""
+DIAGNOSTIC = {"static", "greedy", "linear_greedy", "thompson_flat_prior", "oracle_upper_bound"}
+"""References and ablations: never the best of ours."""
 MABWISER = {"mabwiser_ts": ("ThompsonSampling", {}), "mabwiser_linucb": ("LinUCB", {"alpha": 1.0}),
             "mabwiser_lints": ("LinTS", {"alpha": 1.0})}
 """MABWiser comparators: (LearningPolicy name, parameters); arms are item ids."""
-LEARNS = {"ucb1", "thompson", "linucb", "lints"}
+LEARNS = {"greedy", "epsilon_greedy", "softmax", "ucb1", "thompson", "linucb", "lints"}
 
 
 @dataclass
@@ -80,10 +107,12 @@ class Setting:
     batch: int
     seeds: int
     warmup: int
+    days: int
     k: int = 10
     candidates: int = 100
     inject: int = 50
     cold_window: int = 20
+    epochs: int = 2
 
 
 def user_vectors(world: World, users: np.ndarray) -> np.ndarray:
@@ -114,7 +143,7 @@ class Mabwiser:
 
         def observe_users(world: World, users: np.ndarray, candidates: np.ndarray) -> Observation:
             obs = observe(world, users, candidates)
-            self.users = user_vectors(world, users)
+            self.users = user_vectors(world, users) if obs.users is None else obs.users
             return obs
 
         return observe_users
@@ -169,32 +198,79 @@ def warmup_log(world: World, setting: Setting, seed: int, observe: Observer) -> 
     rows = np.arange(len(users))[:, None]
     fb = Feedback(world.item_ids[slates].ravel(), clicks.astype(float).ravel(), np.tile(np.arange(setting.k), len(users)),
                   obs.features[rows, pick].reshape(-1, obs.features.shape[2]), obs.prior[rows, pick].ravel())
-    return fb, user_vectors(world, users)
+    return fb, user_vectors(world, users) if obs.users is None else obs.users
 
 
-def replay_one(label: str, setting: Setting, seed: int, observer: Callable[[World], Observer] | None = None
-               ) -> tuple[ReplayResult, np.ndarray]:
-    """Replay one policy on a fresh world of ``seed``; returns the result and the fitted examination weights."""
-    cfg = WorldConfig(users=setting.users, items=setting.items, seed=seed)
-    world = World.create(cfg)
-    observe = world_model if observer is None else observer(world)
+@dataclass
+class Shop:
+    """One seed's world on disk and what its policies see."""
+
+    seed: int
+    world_dir: Path
+    observe: Callable[[World], Observer]
+    """World -> Observer: the trained model's view (``ModelObservers``)."""
+
+
+@dataclass
+class Replayed:
+    """One replay: its result, the examination weights it learned with, and the policy's final state."""
+
+    result: ReplayResult
+    theta: np.ndarray
+    policy: Policy | None = None
+    world: World | None = None
+    observe: Observer | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def make_shop(setting: Setting, seed: int, work: Path, model: str | None) -> Shop:
+    """Simulate seed's shop with its logged history and fine-tune a model on it (or load ``model``)."""
+    from recsys.simulator import SimulateConfig, simulate
+
+    shop = simulate(SimulateConfig(out=work / f"seed{seed}" / "shop", users=setting.users, items=setting.items,
+                                   days=setting.days, seed=seed, quiet=True))
+    if model is None:
+        from training.config import TrainConfig
+        from training.trainer import fit
+
+        model = fit(TrainConfig(data=shop, out=work / f"seed{seed}" / "model", workers=1, epochs=setting.epochs,
+                                batch_size=128, storage_path=str(work / "ray_results"),
+                                name=f"bandit-bench-seed{seed}-{time.time_ns()}", seed=seed, patience=setting.epochs,
+                                log_every=1000)).model_dir
+    return Shop(seed, shop / "world", ModelObservers(model))
+
+
+def replay_one(label: str, params: dict, setting: Setting, shop: Shop, replay_seed: int | None = None) -> Replayed:
+    """Replay one policy on a fresh copy of the shop's world."""
+    world = World.load(shop.world_dir)
+    seed = shop.seed if replay_seed is None else replay_seed
+    observe = world_model if label == "oracle_upper_bound" else shop.observe(world)
     warm, warm_users = warmup_log(world, setting, seed, observe)
     theta = examination_weights(warm.positions, warm.rewards, warm.item_ids, method="ratio")
     if label in OURS:
-        name, params = OURS[label]
-        params = {**params, "examination": tuple(theta)} if name in LEARNS else params
+        name, fixed = OURS[label]
+        params = {**fixed, **params, **({"examination": tuple(theta)} if name in LEARNS else {})}
         policy = make_policy(name, **params)
         policy.update(warm)
         run_observe = without_prior(observe) if label == "thompson_flat_prior" else observe
     else:
-        learning, params = MABWISER[label]
-        policy = Mabwiser(label, learning, params, seed)
+        learning, fixed = MABWISER[label]
+        policy = Mabwiser(label, learning, fixed, seed)
         policy.update(warm, warm_users)
         run_observe = policy.watching(observe)
     result = run_replay(world, policy, setting.rounds, setting.batch, seed, k=setting.k,
                         n_candidates=setting.candidates, inject_n=setting.inject,
                         cold_impressions=setting.cold_window, observe=run_observe)
-    return result, theta
+    return Replayed(result, theta, policy if label in OURS else None, world, observe)
+
+
+def tune(label: str, setting: Setting, shop: Shop) -> dict:
+    """The grid value of ``label``'s exploration rate with the least regret on the tuning shop."""
+    if label not in GRID:
+        return {}
+    param, values = GRID[label]
+    regrets = {v: replay_one(label, {param: v}, setting, shop).result.cumulative_regret for v in values}
+    return {param: min(regrets, key=regrets.get)}
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
@@ -206,53 +282,109 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny world, one seed: a smoke check")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=150)
-    parser.add_argument("--batch", type=int, default=40, help="visits per round (every policy learns once per round)")
-    parser.add_argument("--model", default=None, help="trained two-tower model dir (default: the world's own prior)")
-    parser.add_argument("--policies", default=None, help="comma-separated labels to run (default: all)")
-    args = parser.parse_args(argv)
-    setting = (Setting(users=200, items=300, rounds=40, batch=10, seeds=1, warmup=150, inject=20, cold_window=10)
-               if args.quick else Setting(users=500, items=500, rounds=args.rounds, batch=args.batch,
-                                          seeds=args.seeds, warmup=1000))
-    observer = ModelObservers(args.model) if args.model else None
-    labels = args.policies.split(",") if args.policies else [*OURS, *MABWISER]
-    table: dict[str, dict] = {}
-    with threadpool_limits(1):
-        for label in labels:
-            runs = [replay_one(label, setting, seed, observer) for seed in range(setting.seeds)]
-            mean, low, high = interval([r.cumulative_regret for r, _ in runs])
-            cold = float(np.nanmean([r.cold_ctr for r, _ in runs]))
-            table[label] = {"regret": round(mean, 1), "ci_low": round(low, 1), "ci_high": round(high, 1),
-                            "cold_ctr": round(cold, 4), "explored_share": round(float(np.mean([r.explored_share for r, _ in runs])), 3),
-                            "seconds": round(sum(r.seconds for r, _ in runs), 1)}
-            print(f"{label:20s} {json.dumps(table[label])}", flush=True)
-    theta = runs[0][1]
+def propensity_figures(replays: dict[str, Replayed], setting: Setting, seed: int) -> dict:
+    """Logged propensity vs a 100,000-draw reference on the final posteriors of the sampling policies."""
+    from propensity_reference import reference_check
+
+    out, ratios, within = {}, [], []
+    for label in ("thompson", "lints", "softmax"):
+        if label not in replays:
+            continue
+        rep = replays[label]
+        rng = np.random.default_rng([seed, 7])
+        users = rng.choice(rep.world.n_users, size=20, replace=False)
+        candidates = np.stack([rng.choice(rep.world.n_items, setting.candidates, replace=False) for _ in users])
+        contexts = contexts_of(rep.world, rep.observe(rep.world, users, candidates), candidates)
+        check = reference_check(rep.policy, contexts, setting.k, seed)
+        out[label] = check
+        ratios.append(check["propensity_ref_over_logged_mean"])
+        within.append(check["propensity_within_2x_share"])
+    if not ratios:
+        return {}
+    return {"propensity_ref_over_logged_mean": round(float(np.mean(ratios)), 3),
+            "propensity_within_2x_share": round(float(np.mean(within)), 3), "propensity": out}
+
+
+def summarize(table: dict[str, dict], replays: dict[str, list[Replayed]]) -> dict:
+    """The headline keys from the per-policy table."""
     ours = {k: v for k, v in table.items() if k in OURS and k not in DIAGNOSTIC}
     theirs = {k: v for k, v in table.items() if k in MABWISER}
     best_ours = min(ours, key=lambda k: ours[k]["regret"]) if ours else None
     best_theirs = min(theirs, key=lambda k: theirs[k]["regret"]) if theirs else None
+    get = lambda label, key: table.get(label, {}).get(key)  # noqa: E731
     result = {
-        "regret_greedy": table.get("greedy", {}).get("regret"),
+        "regret_static": get("static", "regret"),
+        "regret_greedy": get("greedy", "regret"),
         "regret_best_ours": ours[best_ours]["regret"] if best_ours else None,
         "best_ours": best_ours,
+        "best_ours_params": get(best_ours, "params"),
         "regret_best_mabwiser": theirs[best_theirs]["regret"] if best_theirs else None,
         "best_mabwiser": best_theirs,
+        "regret_oracle_upper_bound": get("oracle_upper_bound", "regret"),
         "cold_ctr_model_prior_over_flat_prior": (round(table["thompson"]["cold_ctr"] / table["thompson_flat_prior"]["cold_ctr"], 3)
                                                  if {"thompson", "thompson_flat_prior"} <= table.keys() else None),
-        "policies": table,
-        "examination_fitted": [round(float(t), 3) for t in theta],
-        "setting": vars(setting),
-        "observer": args.model or "world_model",
-        "quick": args.quick,
+        "new_clicks_best_over_greedy": (round(table[best_ours]["new_clicks"] / table["greedy"]["new_clicks"], 3)
+                                        if best_ours and "greedy" in table else None),
     }
-    if best_ours and "greedy" in table:
+    if result["regret_greedy"] and result["regret_static"]:
+        result["greedy_over_static"] = round(result["regret_greedy"] / result["regret_static"], 3)
+    if best_ours and result["regret_greedy"]:
         result["best_ours_over_greedy"] = round(result["regret_best_ours"] / result["regret_greedy"], 3)
     if best_ours and best_theirs:
         result["best_ours_over_best_mabwiser"] = round(result["regret_best_ours"] / result["regret_best_mabwiser"], 3)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny world, one seed: a smoke check")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--tune-seed", type=int, default=100, help="world (and model) the exploration rates are tuned on")
+    parser.add_argument("--rounds", type=int, default=150)
+    parser.add_argument("--batch", type=int, default=40, help="visits per round (every policy learns once per round)")
+    parser.add_argument("--model", default=None, help="one trained model dir for every seed (default: train one per seed)")
+    parser.add_argument("--policies", default=None, help="comma-separated labels to run (default: all)")
+    parser.add_argument("--work", default="runs/bench-bandit", help="folder for the shops and models")
+    args = parser.parse_args(argv)
+    setting = (Setting(users=200, items=300, rounds=40, batch=10, seeds=1, warmup=150, days=7, inject=20,
+                       cold_window=10, epochs=1)
+               if args.quick else Setting(users=500, items=500, rounds=args.rounds, batch=args.batch,
+                                          seeds=args.seeds, warmup=1000, days=14))
+    labels = args.policies.split(",") if args.policies else [*OURS, *MABWISER]
+    work = Path(args.work) / time.strftime("%Y%m%d-%H%M%S")
+    started = time.perf_counter()
+    shops = [make_shop(setting, seed, work, args.model) for seed in [args.tune_seed, *range(setting.seeds)]]
+    train_s = time.perf_counter() - started
+    table: dict[str, dict] = {}
+    replays: dict[str, list[Replayed]] = {}
+    with threadpool_limits(1):
+        for label in labels:
+            params = tune(label, setting, shops[0])
+            runs = [replay_one(label, params, setting, shop) for shop in shops[1:]]
+            replays[label] = runs
+            mean, low, high = interval([r.result.cumulative_regret for r in runs])
+            table[label] = {"regret": round(mean, 1), "ci_low": round(low, 1), "ci_high": round(high, 1),
+                            "params": params,
+                            "cold_ctr": round(float(np.nanmean([r.result.cold_ctr for r in runs])), 4),
+                            "new_clicks": round(float(np.mean([r.result.new_clicks for r in runs])), 2),
+                            "explored_share": round(float(np.mean([r.result.explored_share for r in runs])), 3),
+                            "seconds": round(sum(r.result.seconds for r in runs), 1)}
+            print(f"{label:20s} {json.dumps(table[label])}", flush=True)
+        propensity = propensity_figures({k: v[0] for k, v in replays.items()}, setting, shops[1].seed)
+    theta = next(iter(replays.values()))[0].theta
+    result = {
+        "features": "model",
+        **summarize(table, replays),
+        **{k: v for k, v in propensity.items() if k != "propensity"},
+        "policies": table,
+        "propensity": propensity.get("propensity"),
+        "examination_fitted": [round(float(t), 3) for t in theta],
+        "setting": vars(setting),
+        "model": args.model or "trained per seed (MiniLM-L6, serendip train defaults, workers=1)",
+        "train_seconds": round(train_s, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+        "quick": args.quick,
+    }
     print(json.dumps(result))
     return 0
 

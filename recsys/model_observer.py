@@ -57,7 +57,7 @@ def model_observer(model, vectors: np.ndarray) -> Observer:
                                       torch.from_numpy(mask)).numpy()
         given = [bandit_input(model, user[b], vecs[candidates[b]]) for b in range(len(users))]
         prior = None if model.calibrator is None else np.stack([g.prior for g in given])
-        return Observation(np.stack([g.scores for g in given]), prior, np.stack([g.features for g in given]))
+        return Observation(np.stack([g.scores for g in given]), prior, np.stack([g.features for g in given]), user)
 
     return observe
 

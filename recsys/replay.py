@@ -36,6 +36,8 @@ class Observation:
     """float (B, m): the model's calibrated click probability of each candidate (None: no model prior)."""
     features: np.ndarray
     """float (B, m, f): features for the linear policies."""
+    users: np.ndarray | None = None
+    """float (B, d): the model's user vector of each shopper (per-arm contextual learners read it)."""
 
 
 Observer = Callable[[World, np.ndarray, np.ndarray], Observation]
@@ -76,7 +78,7 @@ def without_prior(observe: Observer) -> Observer:
 
     def observe_flat(world: World, users: np.ndarray, candidates: np.ndarray) -> Observation:
         obs = observe(world, users, candidates)
-        return Observation(obs.scores, None, obs.features)
+        return Observation(obs.scores, None, obs.features, obs.users)
 
     return observe_flat
 
@@ -101,6 +103,8 @@ class ReplayResult:
     """Share of shown items flagged as explored."""
     seconds: float
     """Wall time of the replay."""
+    new_clicks: float = 0.0
+    """Expected clicks on the injected products over the whole run (how far new products got)."""
     extra: dict = field(default_factory=dict)
     """Room for callers' annotations (seed, parameters)."""
 
@@ -137,6 +141,8 @@ class ColdStartMeter:
     def __init__(self, window: int) -> None:
         self.window, self.first_new, self.shown = window, None, None
         self.total, self.count = 0.0, 0
+        self.all_clicks = 0.0
+        """Expected clicks on the new products over the whole run, not only their first window."""
 
     def injected(self, first_index: int, n_items: int) -> None:
         """Start counting the ``n_items`` products whose indices start at ``first_index``."""
@@ -148,6 +154,7 @@ class ColdStartMeter:
         if self.first_new is None:
             return
         new = slates >= self.first_new
+        self.all_clicks += float(expected[new].sum())
         for item, prob in zip(slates[new] - self.first_new, expected[new], strict=True):
             if self.shown[item] < self.window:
                 self.shown[item] += 1
@@ -196,4 +203,4 @@ def run_replay(world: World, policy: Policy, rounds: int, batch: int, seed: int,
         shown += batch * k
         policy.update(feedback_of(slates, obs, result.clicks))
     return ReplayResult(policy.name, regret, expected_clicks, clicks, cold.ctr, cold.count,
-                        explored / shown, time.perf_counter() - start)
+                        explored / shown, time.perf_counter() - start, new_clicks=cold.all_clicks)
