@@ -75,7 +75,8 @@ class Bandit:
         """Pick and log the slate for one user; the response body of /recommend."""
         self._ensure_ticker()
         with self.metrics.timed("bandit_select"):
-            body = self.state.select(user_id, candidates.context, k)
+            body = self.state.select(user_id, candidates.context, k, candidates.model_version,
+                                     candidates.user_vector)
         body["arm_table"] = self.state.arm_table()
         body["catalog_version"] = self.catalog.version
         if body.get("need_features"):

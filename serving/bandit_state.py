@@ -30,7 +30,7 @@ from serving.config import EVENT_REWARDS, ArmConfig
 from serving.experiments import ArmCounts, assign_arm, experiment_report
 from serving.impression_id import ImpressionSigner, InvalidImpressionId, load_key
 from serving.impression_log import ImpressionLog
-from serving.pending import PendingImpression, PendingStore
+from serving.pending import DecisionContext, PendingImpression, PendingStore
 from serving.snapshot import BanditSnapshot, latest_snapshot, prune_snapshots, write_snapshot
 from serving.wal import WriteAheadLog, WriterLock, replay
 
@@ -57,6 +57,8 @@ class Candidates:
     """Which model scored them."""
     catalog_version: int
     """Which catalog version the scorer held."""
+    user_vector: np.ndarray | None = None
+    """The user tower's output the candidates were scored with (logged with the decision)."""
 
 
 @dataclass
@@ -168,11 +170,8 @@ class BanditState:
             for serial in r["serials"]:
                 self._finalize(self.pending.pop(serial))
         elif kind == "flush":
-            part = self.log.directory / f"part-{int(r['part']):06d}.parquet"
-            if replaying and part.exists():
-                self.log.mark_written()
-            else:
-                self.log.flush()
+            # on replay the same rows are waiting, so rewriting the part gives the same files
+            self.log.flush()
         elif kind == "config":
             self._apply_config([ArmConfig(**a) for a in r["arms"]])
         else:
@@ -224,7 +223,7 @@ class BanditState:
             self._update(imp, unanswered, np.zeros(len(unanswered)))
         rewards = np.nan_to_num(imp.rewards, nan=0.0)
         self.log.add(self.signer.issue(imp.serial, imp.issued_ms), imp.issued_ms, imp.user_id, imp.arm,
-                     imp.item_ids, imp.propensities, imp.scores, rewards)
+                     imp.item_ids, imp.propensities, imp.scores, rewards, imp.context)
 
     # -- requests -------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -239,10 +238,13 @@ class BanditState:
         """The user's A/B arm (stable hash of user_id)."""
         return self.arms[assign_arm(user_id, [a.weight for a in self.arms])]
 
-    def select(self, user_id: int, ctx: Context | None, k: int) -> dict:
+    def select(self, user_id: int, ctx: Context | None, k: int, model_version: str = "",
+               user_vector: np.ndarray | None = None) -> dict:
         """Pick the user's slate with their arm's policy, log it as pending, return the response body.
 
-        A linear policy given a context without features answers ``{"need_features": True}``.
+        The candidates, with ``model_version`` and the ``user_vector`` they were scored with, are
+        logged as the slate's decision context. A linear policy given a context without features
+        answers ``{"need_features": True}``.
         """
         arm = self.arm_for(user_id)
         ctx = None if ctx is None else self._without_purchases(user_id, ctx)
@@ -264,6 +266,7 @@ class BanditState:
             features=None if features is None else np.asarray(features)[idx],
             prior=None if ctx.prior is None else np.asarray(ctx.prior)[idx],
             rewards=np.full(len(idx), np.nan),
+            context=DecisionContext(ctx.item_ids, ctx.scores, ctx.prior, user_vector, model_version),
         )
         self._record(imp.record())
         items = [

@@ -25,10 +25,49 @@ def encode_array(a: np.ndarray | None) -> dict | None:
 
 
 def decode_array(d: dict | None) -> np.ndarray | None:
-    """Inverse of :func:`encode_array`."""
+    """Inverse of :func:`encode_array` (and of ``encode_array32``)."""
     if d is None:
         return None
-    return np.frombuffer(base64.b64decode(d["b64"]), dtype="<f8").reshape(d["shape"]).copy()
+    dtype = d.get("dtype", "<f8")
+    return np.frombuffer(base64.b64decode(d["b64"]), dtype=dtype).reshape(d["shape"]).astype(np.float64)
+
+
+def encode_array32(a: np.ndarray | None) -> dict | None:
+    """A float array as float32 JSON: half the bytes, for values that are float32 at the source."""
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return {"shape": list(a.shape), "dtype": "<f4", "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+@dataclass
+class DecisionContext:
+    """Everything a policy ranked for one slate, so any policy can be replayed on the served log."""
+
+    candidate_ids: np.ndarray
+    """int64 (n,): every candidate the policy could show."""
+    scores: np.ndarray
+    """(n,): the model's score of each candidate."""
+    prior: np.ndarray | None
+    """(n,): the model's calibrated click probability of each candidate; None when uncalibrated."""
+    user_vector: np.ndarray | None
+    """(d,): the user tower's output (with the model's item vectors it rebuilds linear features)."""
+    model_version: str
+    """Which model scored the candidates."""
+
+    def record(self) -> dict:
+        """JSON-safe form for the WAL (scores, prior and user vector as float32)."""
+        return {"ids": [int(i) for i in self.candidate_ids], "scores": encode_array32(self.scores),
+                "prior": encode_array32(self.prior), "user": encode_array32(self.user_vector),
+                "model": self.model_version}
+
+    @classmethod
+    def from_record(cls, r: dict | None) -> DecisionContext | None:
+        """Inverse of :meth:`record`; None stays None."""
+        if r is None:
+            return None
+        return cls(np.asarray(r["ids"], dtype=np.int64), decode_array(r["scores"]), decode_array(r["prior"]),
+                   decode_array(r["user"]), r["model"])
 
 
 @dataclass
@@ -59,6 +98,8 @@ class PendingImpression:
     """Model prior click probability of the shown items (k,)."""
     rewards: np.ndarray
     """Reward per slot; NaN until feedback arrives (k,)."""
+    context: DecisionContext | None = None
+    """The candidates the slate was drawn from (None in records written before contexts were kept)."""
 
     def record(self) -> dict:
         """The WAL record that re-creates this impression on replay."""
@@ -67,7 +108,7 @@ class PendingImpression:
             "policy": self.policy, "items": [int(i) for i in self.item_ids],
             "prop": [float(p) for p in self.propensities], "score": [float(s) for s in self.scores],
             "expl": [bool(e) for e in self.explored], "feat": encode_array(self.features),
-            "prior": encode_array(self.prior),
+            "prior": encode_array(self.prior), "ctx": None if self.context is None else self.context.record(),
         }
 
     @classmethod
@@ -79,7 +120,7 @@ class PendingImpression:
             policy=r["policy"], item_ids=items, propensities=np.asarray(r["prop"], dtype=np.float64),
             scores=np.asarray(r["score"], dtype=np.float64), explored=np.asarray(r["expl"], dtype=bool),
             features=decode_array(r["feat"]), prior=decode_array(r["prior"]),
-            rewards=np.full(len(items), np.nan),
+            rewards=np.full(len(items), np.nan), context=DecisionContext.from_record(r.get("ctx")),
         )
 
 

@@ -170,7 +170,7 @@ class Retriever:
         given = bandit_input(self.model, user.numpy(), self.table.vectors[cand_rows], scores[pick], with_features)
         ctx = Context(item_ids=self.table.item_ids[cand_rows], scores=given.scores, features=given.features,
                       prior=given.prior)
-        return Candidates(ctx, self.version, self.catalog_version)
+        return Candidates(ctx, self.version, self.catalog_version, user.numpy())
 
 
 class ItemEmbedder:

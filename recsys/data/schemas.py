@@ -51,4 +51,23 @@ IMPRESSIONS = pa.schema(
     metadata={"serendip.table": "impressions", "serendip.schema_version": "1"},
 )
 
+DECISIONS = pa.schema(
+    [
+        pa.field("impression_id", pa.string(), nullable=False),
+        pa.field("ts", TS, nullable=False),
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("policy", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("candidate_ids", pa.list_(pa.int64()), nullable=False),
+        pa.field("candidate_scores", pa.list_(pa.float32()), nullable=False),
+        pa.field("candidate_prior", pa.list_(pa.float32())),
+        pa.field("user_vector", pa.list_(pa.float32())),
+    ],
+    metadata={"serendip.table": "decisions", "serendip.schema_version": "1"},
+)
+"""The decision context of each served impression (one row per slate), beside the impressions
+table: every candidate the policy ranked, with the model's score and calibrated prior, the model
+version and the user vector, so any policy (the linear ones with the model's item vectors) can be
+replayed on the log."""
+
 SCHEMAS: dict[str, pa.Schema] = {"items": ITEMS, "events": EVENTS, "impressions": IMPRESSIONS}

@@ -4,9 +4,10 @@ the reward window closes with reward 0, reconfiguration keeps posteriors, the lo
 import asyncio
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from recsys.data import read_table
+from recsys.data.served_log import read_served_log
 from recsys.policies import Context
 from serving.bandit_state import BanditSettings, BanditState, ExpiredImpression, UnknownImpression
 from serving.config import ArmConfig
@@ -107,7 +108,8 @@ def test_unknown_feedback_is_refused(tmp_path, tamper, error, match):
 def test_the_window_closes_with_reward_zero_and_late_feedback_is_refused(tmp_path):
     clock, rng = Clock(), np.random.default_rng(3)
     state = open_state(tmp_path, clock, arms=[ArmConfig("ts", "thompson")])
-    body = state.select(5, context(rng), 4)
+    ctx = context(rng)
+    body = state.select(5, ctx, 4, model_version="m1@abc", user_vector=np.arange(3.0))
     shown = [i["item_id"] for i in body["items"]]
     asyncio.run(state.feedback(body["impression_id"], shown[1], reward=1.0))
     clock.now += 61
@@ -117,10 +119,20 @@ def test_the_window_closes_with_reward_zero_and_late_feedback_is_refused(tmp_pat
     assert state.policies[("ts", "thompson")].n_updates == 4  # 1 click + 3 default zeros
     state.log.interval_s = 0
     state.tick()
-    log = read_table(tmp_path / "impressions" / "part-000000.parquet", "impressions")
+    log, decisions = read_served_log(tmp_path / "impressions")
     assert log["item_id"].tolist() == shown and log["position"].tolist() == [0, 1, 2, 3]
     assert log["reward"].tolist() == [0.0, 1.0, 0.0, 0.0]
     assert (log["policy"] == "ts").all() and log["propensity"].between(0, 1).all()
+    # the decision context: every candidate with its score and prior, the model version and user vector
+    (decision,) = decisions.itertuples()
+    assert decision.impression_id == body["impression_id"] and decision.model_version == "m1@abc"
+    assert decision.candidate_ids.tolist() == ctx.item_ids.tolist()
+    np.testing.assert_allclose(decision.candidate_scores, ctx.scores, rtol=1e-6)
+    np.testing.assert_allclose(decision.candidate_prior, ctx.prior, rtol=1e-6)
+    np.testing.assert_array_equal(decision.user_vector, [0.0, 1.0, 2.0])
+    day = log["ts"].iloc[0].strftime("%Y-%m-%d")
+    assert (tmp_path / "impressions" / f"date={day}" / "part-000000.parquet").exists()
+    assert pd.read_parquet(tmp_path / "impressions")["item_id"].tolist() == shown  # a plain dataset directory
 
 
 def test_reconfigure_changes_exploration_and_keeps_the_posterior(tmp_path):
@@ -150,7 +162,7 @@ def test_bad_reconfiguration_is_refused_before_it_is_logged(tmp_path):
 
 def test_purchased_items_are_not_recommended_again(tmp_path):
     clock, rng = Clock(), np.random.default_rng(5)
-    state = open_state(tmp_path, clock, arms=[ArmConfig("g", "greedy", {"floor": 0.0})])
+    state = open_state(tmp_path, clock, arms=[ArmConfig("g", "greedy")])
     ctx = context(rng, n=6)
     body = state.select(9, ctx, 3)
     bought = body["items"][0]["item_id"]
