@@ -1,10 +1,13 @@
-"""Online decision and update speed of our LinTS, LinUCB and Bernoulli Thompson sampling against
+"""Online decision and update speed of our LinTS, LinUCB and Thompson sampling against
 MABWiser 2.7.4's (issue 4), in the same process, on the same data.
 
 One decision = pick a 10-item slate from 100 candidates with d=32 embeddings (ours read the
 34 columns of ``linear_policy_features``: bias, model prior, products) and return a propensity
-for every shown item (ours: Monte-Carlo over ``n_draws`` posterior draws for the Thompson policies).
+for every shown item (ours: Monte-Carlo over each policy's default ``n_draws`` further posterior
+draws for the Thompson policies: LinTS 40, counting the shown draw; Thompson 50, with
+the conditional estimate; ``benchmarks/propensity_reference.py`` checks both against 100,000 draws).
 MABWiser's single-context ``predict`` returns one arm and no propensity, so the comparison favours it.
+Our decision includes building the features and the validated ``Context`` from the user vector.
 One update = one (item, reward) row: our ``update`` / MABWiser's ``partial_fit``.
 Each figure is the best of ``--repeats`` timed loops, for both libraries alike.
 

@@ -152,24 +152,30 @@ class LinUCB(LinearPolicy):
 class LinTS(LinearPolicy):
     """Sample w ~ N(mu, v^2 A^-1) and rank by x^T w (Agrawal & Goyal 2013), shared weights.
 
-    The realized slate is one posterior draw; its propensities are the frequencies of each
-    (item, position) over ``n_draws`` further seeded draws. Score draws are x^T mu + v (L^-1 X^T)^T z
-    with z ~ N(0, I_d): one triangular solve per decision, whatever the number of draws.
+    Score draws are x^T mu + v (L^-1 X^T)^T z with z ~ N(0, I_d): one triangular solve per
+    decision, whatever the number of draws. The shown slate is the first of ``n_draws + 1`` draws,
+    and each propensity is the frequency of (item, position) over all of them, the shown one
+    included: p_hat = (1 + B) / (N + 1) with B ~ Binomial(N, p) from the N further draws. It never
+    falls to the floor alone (p_hat >= 1 / (N + 1)), and as an importance weight it is nearly unbiased:
+    E[1 / p_hat | shown] = (1 - (1 - p)^(N+1)) / p, a relative bias of -(1 - p)^(N+1) that only
+    placements with p well under 1 / N feel (they are shown that rarely). The scores are correlated
+    through w, so the per-item conditioning that Thompson and Softmax use does not apply.
     """
 
     name: ClassVar[str] = "lints"
 
     scale: float = 0.5
     """v: posterior scale; larger explores more."""
-    n_draws: int = 100
-    """Posterior draws for the Monte-Carlo propensities."""
+    n_draws: int = 40
+    """Further posterior draws for the Monte-Carlo propensities (50: the normals dominate a decision's cost)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_range("scale", self.scale, 0.0, math.inf, open_high=True)
         check_range("n_draws", self.n_draws, 1, 1_000_000)
 
-    def _sample_scores(self, ctx: Context, draws: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def sample_scores(self, ctx: Context, draws: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """((draws, n) float32 sampled scores x^T w, (n,) posterior-mean scores x^T mu)."""
         features = self._features(ctx)
         point = features @ self.posterior.mean
         white = (self.scale * self.posterior.whiten(features)).astype(np.float32)
@@ -178,9 +184,9 @@ class LinTS(LinearPolicy):
         return samples, point
 
     def _choose(self, ctx: Context, k: int, rng: np.random.Generator, forced: np.ndarray | None) -> Choice:
-        samples, point = self._sample_scores(ctx, self.n_draws + 1, rng)
+        samples, point = self.sample_scores(ctx, self.n_draws + 1, rng)
         idx = np.argsort(-samples[0], kind="stable")[:k] if forced is None else forced
-        return Choice(idx, slot_frequencies(samples[1:], idx), None, point)
+        return Choice(idx, slot_frequencies(samples, idx), None, point)
 
     def _base_distribution(self, ctx: Context, k: int, rng: np.random.Generator) -> np.ndarray:
-        return sampled_marginals(self._sample_scores(ctx, self.n_draws, rng)[0], k)
+        return sampled_marginals(self.sample_scores(ctx, self.n_draws, rng)[0], k)

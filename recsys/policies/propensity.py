@@ -5,11 +5,18 @@ Exact where a closed form exists:
   within each tie group;
 - per-position epsilon-greedy: a small dynamic programme over "how many better items are gone";
 - Plackett–Luce (softmax) positions 0 and 1, and the exact probability of any realized prefix.
-Otherwise a seeded Monte-Carlo estimate from sampled score rows (Thompson sampling, LinTS, and
-Plackett–Luce positions >= 2, whose exact marginals sum over exponentially many prefixes).
+Otherwise a seeded Monte-Carlo estimate from sampled score rows:
+- where every item's score is drawn independently (Thompson's Gamma appeals, Plackett–Luce's
+  Gumbel perturbations), a Rao-Blackwellised (conditional Monte-Carlo) estimate: each row fixes the
+  *other* items' scores and the item's own CDF gives the exact chance of landing in the slot, so the
+  estimate is unbiased, strictly positive and far less noisy than counting;
+- where scores are correlated (LinTS's shared weight draw), the frequency over sampled rows,
+  the shown row among them (see ``LinTS``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -146,11 +153,74 @@ def plackett_luce_prefix(logits: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def gumbel_scores(logits: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
-    """(draws, n) perturbed logits whose descending order is a Plackett–Luce sample (Gumbel-top-k)."""
-    return logits[None, :] + rng.gumbel(size=(draws, logits.shape[0]))
+    """(draws, n) perturbed logits whose descending order is a Plackett–Luce sample (Gumbel-top-k).
+
+    A standard Gumbel is -log E with E ~ Exp(1); numpy's ziggurat exponential makes that about 3x
+    faster than ``rng.gumbel``.
+    """
+    perturbed = np.log(rng.standard_exponential(size=(draws, logits.shape[0])))
+    np.subtract(logits[None, :], perturbed, out=perturbed)
+    return perturbed
+
+
+def gumbel_cdf(perturbed: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """P(logit + Gumbel <= x) = exp(-exp(logit - x)) for each x of ``perturbed`` (+inf gives 1, -inf 0)."""
+    with np.errstate(over="ignore"):
+        return np.exp(-np.exp(logits - perturbed))
 
 
 # ---- Monte-Carlo from sampled score rows -----------------------------------------------------
+
+
+def others_order_statistics(samples: np.ndarray, items: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """(rows, m): in each row, the ``ranks[a]``-th largest value among all columns but ``items[a]``.
+
+    Rank 0 is +inf and a rank past the last other column is -inf, so slot j of item i lies between
+    its others' ranks j and j + 1. One sort per row serves every item: the others' r-th largest is
+    the row's r-th largest unless the item's own value is among the row's top r, then the (r+1)-th.
+    """
+    rows, n = samples.shape
+    depth = int(ranks.max()) + 1
+    ranked = np.full((rows, depth + 1), -np.inf)
+    ranked[:, 0] = np.inf
+    take = min(n, depth)
+    ranked[:, 1:take + 1] = np.sort(samples, axis=1)[:, ::-1][:, :take]
+    own = samples[:, items]
+    here, next_down = ranked[:, ranks], ranked[:, ranks + 1]
+    return np.where(own < here, here, next_down)
+
+
+def conditional_slot_probabilities(samples: np.ndarray, cdf: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                                   items: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Rao-Blackwellised P(``items[a]`` ranks exactly ``slots[a]``-th), 0 = highest, for independent scores.
+
+    Conditional Monte-Carlo (Ross, "Simulation", 5th ed., sec. 9.4; the Rao-Blackwell theorem):
+    given the other items' scores in a row, with o_(j) their j-th largest (o_(0) = +inf), item i
+    lands at slot j exactly when o_(j+1) < s_i < o_(j), which has probability
+    F_i(o_(j)) - F_i(o_(j+1)) under i's own score CDF ``cdf(x, items)``. Averaged over rows this is
+    unbiased, positive wherever the slot is reachable, and its variance is at most the counting
+    estimator's (it is that estimator's conditional expectation). Rows must be independent draws.
+    """
+    upper = others_order_statistics(samples, items, slots)
+    lower = others_order_statistics(samples, items, slots + 1)
+    return np.maximum(cdf(upper, items) - cdf(lower, items), 0.0).mean(axis=0)
+
+
+def conditional_marginals(samples: np.ndarray, cdf: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                          k: int) -> np.ndarray:
+    """(n, k) Rao-Blackwellised P(i at j) for every candidate, each column scaled to sum to one.
+
+    The cells are the estimator of ``conditional_slot_probabilities``; a column's raw sum is one
+    only in expectation, and off-policy evaluation needs distributions, so each column is divided
+    by its sum (a ratio estimator: consistent, and off the raw cell by the column sum's Monte-Carlo
+    error, a fraction of a percent at 100 draws).
+    """
+    rows, n = samples.shape
+    items = np.repeat(np.arange(n), k + 1)
+    ranks = np.tile(np.arange(k + 1), n)
+    below = cdf(others_order_statistics(samples, items, ranks), items).reshape(rows, n, k + 1)
+    cells = np.maximum(below[:, :, :-1] - below[:, :, 1:], 0.0).mean(axis=0)
+    return cells / cells.sum(axis=0, keepdims=True)
 
 
 def slot_frequencies(samples: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -159,9 +229,9 @@ def slot_frequencies(samples: np.ndarray, idx: np.ndarray) -> np.ndarray:
     ``idx[j]`` ranks j-th in a row exactly when the row's j-th largest value is its own value
     (continuous samples do not tie), so one sort per row replaces all pairwise comparisons.
     """
-    k = idx.shape[0]
-    jth_largest = np.sort(samples, axis=1)[:, ::-1][:, :k]
-    return np.count_nonzero(jth_largest == samples[:, idx], axis=0) / samples.shape[0]
+    rows, n = samples.shape
+    jth_largest = np.sort(samples, axis=1)[:, ::-1][:, : idx.shape[0]]
+    return np.add.reduce(jth_largest == samples.take(idx, axis=1), axis=0) / rows
 
 
 def sampled_marginals(samples: np.ndarray, k: int) -> np.ndarray:
