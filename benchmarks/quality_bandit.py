@@ -67,17 +67,18 @@ OURS: dict[str, tuple[str, dict]] = {
     "static": ("static", {}),
     "greedy": ("greedy", {}),
     "epsilon_greedy": ("epsilon_greedy", {}),
-    "softmax": ("softmax", {"n_draws": 10}),
+    "softmax": ("softmax", {}),
     "ucb1": ("ucb1", {"prior_strength": 10.0}),
-    "thompson": ("thompson", {"n_draws": 10}),
-    "thompson_flat_prior": ("thompson", {"prior_strength": 2.0, "n_draws": 10}),
+    "thompson": ("thompson", {}),
+    "thompson_flat_prior": ("thompson", {"prior_strength": 2.0}),
     "linucb": ("linucb", {}),
-    "lints": ("lints", {"n_draws": 10}),
+    "lints": ("lints", {}),
     "linear_greedy": ("linucb", {"alpha": 0.0}),
-    "oracle_upper_bound": ("lints", {"n_draws": 10}),
+    "oracle_upper_bound": ("lints", {}),
 }
-"""Our policies by label: (registry name, fixed parameters). thompson_flat_prior runs without the
-model prior; oracle_upper_bound runs on the simulator's hidden features."""
+"""Our policies by label: (registry name, fixed parameters; Monte-Carlo draws at the serving defaults,
+so the propensity check measures what serving logs). thompson_flat_prior runs without the model
+prior; oracle_upper_bound runs on the simulator's hidden features."""
 GRID: dict[str, tuple[str, tuple[float, ...]]] = {
     "epsilon_greedy": ("epsilon", (0.01, 0.03, 0.1)),
     "softmax": ("temperature", (0.1, 0.25, 0.5)),

@@ -1,6 +1,9 @@
-"""``serendip evaluate``: off-policy estimates of candidate policies on a logged impressions file.
+"""``serendip evaluate``: off-policy estimates of candidate policies on a logged impressions file,
+on a served log directory, or on the Open Bandit Dataset.
 
     serendip evaluate --log impressions.parquet --policy logged uniform softmax:temperature=0.5
+    serendip evaluate --log runs/serve-state/impressions --policy greedy thompson \
+        --arm control=greedy --model runs/model          # a served log: any policy, replayed on its contexts
     serendip evaluate --obd ../shared/data/obd --obd-policy random --policy greedy softmax:temperature=1
 
 Prints one row per (policy, estimator): value, 95% interval, effective sample size.
@@ -28,7 +31,7 @@ class EvaluateConfig:
     """Off-policy evaluation of candidate policies on one logged impressions table."""
 
     log: Path | None = None
-    """Impressions table (.parquet or .csv), validated through recsys.data.read_table."""
+    """Impressions table (.parquet or .csv), or a served log directory (``recsys.data.served_log``)."""
     obd: Path | None = None
     """An Open Bandit Dataset folder (holding random/ and bts/) to read instead of --log."""
     obd_policy: Literal["random", "bts"] = "random"
@@ -55,6 +58,12 @@ class EvaluateConfig:
     """Seed of folds, bootstrap and Monte-Carlo propensities."""
     out: Path | None = None
     """Also write the table to this .csv or .json file."""
+    model: Path | None = None
+    """Served logs: the model that served the log (linear policies rebuild their features from it)."""
+    catalog: Path | None = None
+    """Served logs: the state directory's catalog/ of products added while serving (default: beside the log)."""
+    arm: tuple[str, ...] = ()
+    """Served logs: self-checks, NAME=POLICY per served arm (e.g. control=greedy picked=ucb1:c=0.05)."""
 
     def __post_init__(self):
         if (self.log is None) == (self.obd is None):
@@ -78,6 +87,16 @@ class EvaluateConfig:
             raise ValueError(f"EvaluateConfig.n_boot={self.n_boot} must be 0 (no intervals) or at least 2")
         if self.out is not None and Path(self.out).suffix not in (".csv", ".json"):
             raise ValueError(f"EvaluateConfig.out={self.out}: name it .csv or .json")
+        for spec in self.arm:
+            name, eq, policy = spec.partition("=")
+            if not eq or not name or not policy:
+                raise ValueError(f"EvaluateConfig.arm={spec!r}: write NAME=POLICY, e.g. control=greedy")
+            parse_policy_spec(policy)
+
+    @property
+    def served(self) -> bool:
+        """Whether --log names a served log directory (evaluated on its decision contexts)."""
+        return self.log is not None and Path(self.log).is_dir()
 
     def needs_reward_model(self) -> bool:
         """Whether any requested estimator or policy reads the cross-fitted reward model."""
@@ -138,9 +157,36 @@ def format_table(table: pd.DataFrame) -> str:
     return text
 
 
+def evaluate_served_log(cfg: EvaluateConfig) -> pd.DataFrame:
+    """``evaluate`` on a served log directory: every policy replayed on the logged decision contexts."""
+    from recsys.data.served_log import read_served_log
+    from recsys.ope.served import ESTIMATORS as SERVED
+    from recsys.ope.served import ItemVectors, evaluate_served
+
+    impressions, decisions = read_served_log(cfg.log)
+    catalog = cfg.catalog or Path(cfg.log).parent / "catalog"
+    vectors = ItemVectors.load(cfg.model, catalog if catalog.is_dir() else None) if cfg.model else None
+    policies = tuple(p for p in cfg.policy if p not in BUILT_IN)
+    arms = dict(spec.split("=", 1) for spec in cfg.arm)
+    estimators = tuple(e for e in (cfg.estimators or SERVED) if e in SERVED)
+    table = evaluate_served(impressions, decisions, policies, arms, vectors, estimators, cfg.clip, cfg.n_boot,
+                            cfg.seed, cfg.alpha)
+    rewards = impressions["reward"].to_numpy()
+    print(f"{len(impressions)} logged rows of {impressions['impression_id'].nunique()} slates, "
+          f"{int((rewards > 0).sum())} rewarded, logged CTR {rewards.mean():.5f}")
+    print(format_table(table))
+    checks = table[table["policy"].str.startswith("arm:")]
+    if len(checks):
+        print("self-check (each served arm's estimate against its own on-policy value):")
+        print(checks[["policy", "estimator", "value", "online", "rel_error", "covers"]].to_string(index=False))
+    return table
+
+
 def evaluate(cfg: EvaluateConfig) -> pd.DataFrame:
     """Estimate every ``cfg.policy`` on the log with every estimator; print and return the table."""
     print("evaluate config:", {k: str(v) for k, v in dataclasses.asdict(cfg).items()})
+    if cfg.served:
+        return write_out(evaluate_served_log(cfg), cfg.out)
     impressions, item_ids, feats, categorical = load_log(cfg)
     actions = item_index(item_ids, impressions["item_id"].to_numpy(), str(cfg.log or cfg.obd))
     positions = impressions["position"].to_numpy()
@@ -186,9 +232,12 @@ def evaluate(cfg: EvaluateConfig) -> pd.DataFrame:
         f"{len(impressions)} logged rows, {int(rewards.sum())} total reward, logged CTR {rewards.mean():.5f}"
     )
     print(format_table(table))
-    if cfg.out is not None:
-        out = Path(cfg.out)
-        table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_json(
-            out, orient="records", indent=1
-        )
+    return write_out(table, cfg.out)
+
+
+def write_out(table: pd.DataFrame, out: Path | None) -> pd.DataFrame:
+    """Write the table to ``out`` (.csv or .json) when given; return it."""
+    if out is not None:
+        out = Path(out)
+        table.to_csv(out, index=False) if out.suffix == ".csv" else table.to_json(out, orient="records", indent=1)
     return table
