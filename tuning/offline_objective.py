@@ -4,6 +4,9 @@ confidence bound, and never trusted on too small an effective sample size.
 It reuses ``recsys.ope`` unchanged: ``read_table`` validates the log (propensities included),
 ``cross_fit`` fits the reward model once in the driver, and each trial builds its target with
 ``build_target`` and estimates it with ``evaluate_log``: the same code as ``serendip evaluate``.
+A served log directory (``recsys.data.served_log``) is evaluated on its decision contexts instead
+(``recsys.ope.served``): every policy, the linear ones included with ``--model``, is replayed on
+what serving logged.
 Optimizing the lower bound of a 95% interval rather than the point estimate keeps the sweep from
 rewarding a lucky, high-variance policy (the pessimism of Swaminathan & Joachims 2015, CRM).
 """
@@ -61,9 +64,10 @@ class LogObjective(Objective):
     """Lower confidence bound of an off-policy estimate on a logged impressions table."""
 
     log: Path
-    """Impressions file (.parquet or .csv)."""
+    """Impressions file (.parquet or .csv), or a served log directory."""
     model: Path | None
-    """Checked to load; rankings on a log come from the cross-fitted reward model (the log has no histories)."""
+    """Checked to load; on a served log, the model that served it (linear policies rebuild features from it);
+    on an impressions file, rankings come from the cross-fitted reward model (the file has no contexts)."""
     cfg: OfflineConfig = field(default_factory=OfflineConfig)
     """Estimator settings."""
     prepared: dict | None = None
@@ -78,12 +82,20 @@ class LogObjective(Objective):
         return (f"offline: {self.cfg.estimator.upper()} lower {100 * (1 - self.cfg.alpha):.0f}% bound on {self.log} "
                 f"(picks need ESS >= {self.cfg.min_ess:g})")
 
+    @property
+    def served(self) -> bool:
+        """Whether ``log`` is a served log directory (with decision contexts)."""
+        return Path(self.log).is_dir()
+
     def check(self, policies: tuple[str, ...] = ()) -> None:
         """Validate the log (propensities included) and the model, and cross-fit the reward model."""
         from recsys.data import read_table
         from recsys.ope import RewardModelConfig, cross_fit
         from recsys.ope.features import impression_features, item_index
 
+        if self.served:
+            self._prepare_served(policies)
+            return
         featured = [p for p in policies if p in NEEDS_FEATURES]
         if featured:
             raise ObjectiveInputError(
@@ -93,7 +105,8 @@ class LogObjective(Objective):
         if self.model is not None:
             check_model(self.model)
         if not Path(self.log).exists():
-            raise ObjectiveInputError(f"--log {self.log}: no such file; pass an impressions .parquet or .csv")
+            raise ObjectiveInputError(f"--log {self.log}: no such file; pass an impressions .parquet or .csv, "
+                                      "or a served log directory")
         try:
             impressions = read_table(self.log, "impressions")
         except ValueError as err:
@@ -109,16 +122,42 @@ class LogObjective(Objective):
         q_hat = cross_fit(feats, actions, rewards, model)
         self.prepared = {"impressions": impressions, "item_ids": item_ids, "actions": actions, "q_hat": q_hat}
 
+    def _prepare_served(self, policies: tuple[str, ...]) -> None:
+        """Read the served log, join its decision contexts and fit the reward model once."""
+        from recsys.data.served_log import read_served_log
+        from recsys.ope.served import ItemVectors, ServedEvaluation
+
+        if self.model is None and any(p in NEEDS_FEATURES for p in policies):
+            raise ObjectiveInputError(f"offline objective: {[p for p in policies if p in NEEDS_FEATURES]} rebuild "
+                                      "their features from the model that served the log; pass --model")
+        if self.model is not None:
+            check_model(self.model)
+        try:
+            impressions, decisions = read_served_log(self.log)
+            catalog = Path(self.log).parent / "catalog"
+            vectors = ItemVectors.load(self.model, catalog if catalog.is_dir() else None) if self.model else None
+            served = ServedEvaluation.prepare(impressions, decisions, vectors, (self.cfg.estimator,), self.cfg.seed)
+        except (ValueError, FileNotFoundError) as err:
+            raise ObjectiveInputError(f"--log {self.log} cannot be used: {err}") from err
+        if served.impressions.empty:
+            raise ObjectiveInputError(f"--log {self.log}: no rows; log some impressions first")
+        self.prepared = {"served": served}
+
     def evaluate(self, arm: Arm) -> dict:
         """The arm's estimate on the log: value, interval, lower bound and ESS."""
         from recsys.ope import build_target, evaluate_log
 
         if self.prepared is None:
-            self.check()
+            self.check((arm.policy,))
         data = self.prepared
+        spec = arm.policy + (":" + ",".join(f"{k}={v!r}" for k, v in arm.params.items()) if arm.params else "")
+        if "served" in data:
+            est = data["served"].estimate(spec, (self.cfg.estimator,), clip=self.cfg.clip, n_boot=self.cfg.n_boot,
+                                          alpha=self.cfg.alpha)[0]
+            return {"lcb": est.ci_low, "reward": est.value, "reward_low": est.ci_low, "reward_high": est.ci_high,
+                    "ess": est.ess, "n": est.n}
         impressions = data["impressions"]
         positions = impressions["position"].to_numpy()
-        spec = arm.policy + (":" + ",".join(f"{k}={v!r}" for k, v in arm.params.items()) if arm.params else "")
         target = build_target(spec, q_hat=data["q_hat"], actions=data["actions"], positions=positions,
                               propensity=impressions["propensity"].to_numpy(), n_items=data["item_ids"].shape[0],
                               item_ids=data["item_ids"], seed=self.cfg.seed)

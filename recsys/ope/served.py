@@ -176,38 +176,66 @@ def replay_target(policy: Policy, slates: list[Slate], n_rows: int, impressions:
     return out
 
 
+@dataclass
+class ServedEvaluation:
+    """A served log made ready once (slates, reward model) for estimating many targets on it."""
+
+    impressions: pd.DataFrame
+    """The rows whose slate has a decision context, in serving order."""
+    slates: list[Slate]
+    predict: object | None
+    """Cross-fitted reward model ``predict(slate_index, slate)``, or None when no DR-type estimator runs."""
+    seed: int = 0
+
+    @classmethod
+    def prepare(cls, impressions: pd.DataFrame, decisions: pd.DataFrame | None, vectors: ItemVectors | None = None,
+                estimators: tuple[str, ...] = ESTIMATORS, seed: int = 0) -> ServedEvaluation:
+        """Join rows to their decision contexts and fit the reward model once."""
+        slates = slates_of(impressions, decisions, vectors)
+        if not slates:
+            raise ServedLogError("no slate of the log has both its rows and its decision context; serve longer")
+        keep = np.sort(np.concatenate([s.rows for s in slates]))  # rows whose decision part is written
+        renumber = np.full(len(impressions), -1)
+        renumber[keep] = np.arange(len(keep))
+        impressions = impressions.iloc[keep].reset_index(drop=True)
+        for slate in slates:
+            slate.rows = renumber[slate.rows]
+        predict = fit_reward_model(slates, impressions, seed=seed) if {"dr", "sndr"} & set(estimators) else None
+        return cls(impressions, slates, predict, seed)
+
+    def online_value(self, arm: str) -> float:
+        """Mean reward of the rows ``arm`` served (its on-policy value)."""
+        rewards = self.impressions["reward"].to_numpy(dtype=np.float64)
+        return float(rewards[self.impressions["policy"].to_numpy() == arm].mean())
+
+    def estimate(self, spec: str, estimators: tuple[str, ...], learn_from: str | None = None,
+                 clip: float | None = None, n_boot: int = 1000, alpha: float = 0.05) -> list:
+        """``recsys.ope.estimators.Estimate`` of the target ``spec`` for each estimator."""
+        name, params = parse_policy_spec(spec)
+        imp = self.impressions
+        target = replay_target(make_policy(name, **params), self.slates, len(imp), imp, self.predict, learn_from,
+                               self.seed)
+        pred = None if self.predict is None else RewardPredictions(target.q_logged, target.q_target)
+        return [estimate(e, imp["reward"].to_numpy(dtype=np.float64), imp["propensity"].to_numpy(dtype=np.float64),
+                         target.propensity, pred, positions=imp["position"].to_numpy(), clip=clip, n_boot=n_boot,
+                         seed=self.seed, clusters=imp["impression_id"].to_numpy(), alpha=alpha)
+                for e in estimators]
+
+
 def evaluate_served(impressions: pd.DataFrame, decisions: pd.DataFrame | None, policies: tuple[str, ...],
                     arms: dict[str, str] | None = None, vectors: ItemVectors | None = None,
                     estimators: tuple[str, ...] = ESTIMATORS, clip: float | None = None, n_boot: int = 1000,
                     seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
     """One row per (target, estimator); ``arms`` ({arm name: policy spec}) adds each served arm's
     self-check: its estimate learning from its own slates, beside its on-policy value and the error."""
-    slates = slates_of(impressions, decisions, vectors)
-    if not slates:
-        raise ServedLogError("no slate of the log has both its rows and its decision context; serve longer")
-    keep = np.sort(np.concatenate([s.rows for s in slates]))  # rows whose decision part is written
-    renumber = np.full(len(impressions), -1)
-    renumber[keep] = np.arange(len(keep))
-    impressions = impressions.iloc[keep].reset_index(drop=True)
-    for slate in slates:
-        slate.rows = renumber[slate.rows]
-    n = len(impressions)
-    predict = fit_reward_model(slates, impressions, seed=seed) if {"dr", "sndr"} & set(estimators) else None
+    served = ServedEvaluation.prepare(impressions, decisions, vectors, estimators, seed)
     jobs = [(spec, spec, None) for spec in policies]
     jobs += [(f"arm:{arm}", spec, arm) for arm, spec in (arms or {}).items()]
-    rewards = impressions["reward"].to_numpy(dtype=np.float64)
-    logged = impressions["propensity"].to_numpy(dtype=np.float64)
-    positions, clusters = impressions["position"].to_numpy(), impressions["impression_id"].to_numpy()
     table = []
     for label, spec, arm in jobs:
-        name, params = parse_policy_spec(spec)
-        target = replay_target(make_policy(name, **params), slates, n, impressions, predict, arm, seed)
-        online = float(rewards[impressions["policy"].to_numpy() == arm].mean()) if arm else float("nan")
-        pred = None if predict is None else RewardPredictions(target.q_logged, target.q_target)
-        for est_name in estimators:
-            est = estimate(est_name, rewards, logged, target.propensity, pred, positions=positions, clip=clip,
-                           n_boot=n_boot, seed=seed, clusters=clusters, alpha=alpha)
-            table.append({"policy": label, "spec": spec, "estimator": est_name, "value": est.value,
+        online = served.online_value(arm) if arm else float("nan")
+        for est in served.estimate(spec, estimators, arm, clip, n_boot, alpha):
+            table.append({"policy": label, "spec": spec, "estimator": est.name, "value": est.value,
                           "ci_low": est.ci_low, "ci_high": est.ci_high, "ess": est.ess, "events": est.events,
                           "n": est.n, "online": online,
                           "rel_error": abs(est.value - online) / online if arm and online > 0 else float("nan"),

@@ -54,11 +54,11 @@ def served_log(tmp_path_factory):
     state.log.interval_s = 0
     state.tick()
     state.close()
-    return read_served_log(root / "impressions")
+    return root / "impressions"
 
 
 def test_each_served_arm_recovers_its_own_online_value(served_log):
-    impressions, decisions = served_log
+    impressions, decisions = read_served_log(served_log)
     table = evaluate_served(impressions, decisions, ("static",), arms=ARMS, n_boot=200)
     checks = table[table["policy"].str.startswith("arm:")]
     assert set(checks["policy"]) == {f"arm:{a}" for a in ARMS}
@@ -68,12 +68,24 @@ def test_each_served_arm_recovers_its_own_online_value(served_log):
 
 
 def test_a_log_without_decision_contexts_says_so(served_log):
-    impressions, _ = served_log
+    impressions, _ = read_served_log(served_log)
     with pytest.raises(ServedLogError, match="no decision contexts"):
         evaluate_served(impressions, None, ("greedy",))
 
 
 def test_a_linear_target_without_the_model_says_what_to_pass(served_log):
-    impressions, decisions = served_log
+    impressions, decisions = read_served_log(served_log)
     with pytest.raises(ServedLogError, match="pass --model"):
         evaluate_served(impressions, decisions, ("linucb",), estimators=("ips",), n_boot=0)
+
+
+def test_the_exploration_sweeps_offline_objective_reads_a_served_log_directory(served_log):
+    """`serendip tune exploration --log DIR` scores a trial on the served log's contexts."""
+    from tuning.offline_objective import LogObjective, OfflineConfig
+    from tuning.space import Arm
+
+    objective = LogObjective(served_log, None, OfflineConfig(estimator="snips", n_boot=50))
+    objective.check(("greedy", "ucb1"))
+    metrics = objective.evaluate(Arm("ucb1", {"c": 0.1, "prior_strength": 10.0}))
+    assert metrics["reward_low"] <= metrics["reward"] <= metrics["reward_high"] and metrics["n"] == 4500
+    assert 0.2 < metrics["reward"] < 0.7 and metrics["ess"] > 50
