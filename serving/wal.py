@@ -9,6 +9,11 @@ open for ``group_wait_s`` or until ``group_size`` records wait (group commit, De
 A segment ``wal-<first lsn>.jsonl`` starts at every snapshot (``rotate``); segments wholly covered
 by a durable snapshot are deleted (``drop_through``). Replay reads the segments in order and stops
 a segment at its first torn line: a line cut by a crash was never acknowledged.
+
+Any write or fsync error stops the writer for good (``WalFailed``): after a failed fsync Linux
+may drop the dirty pages and report the next fsync as a success, so nothing written since the last
+good fsync can be trusted (the "fsyncgate" finding; Rebello et al., USENIX ATC 2020). The bandit
+then refuses to acknowledge, reports itself unhealthy, and its restarted replica replays the WAL.
 """
 
 from __future__ import annotations
@@ -24,6 +29,20 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SEGMENT_GLOB = "wal-*.jsonl"
+
+
+class WalFailed(RuntimeError):
+    """A write or fsync of the WAL failed; nothing more is acknowledged until the writer restarts."""
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written: a write may be short (a full disk, a signal)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(28, "no space left on device: a write of the WAL made no progress")
+        view = view[written:]
 
 
 def _segments(directory: Path) -> list[tuple[int, Path]]:
@@ -95,6 +114,18 @@ class WriteAheadLog:
         self._retired: list[int] = []
         self._syncing: asyncio.Future | None = None
         self._group_full: asyncio.Event | None = None
+        self.failed: OSError | None = None
+        """The write or fsync error that stopped this writer (None while it is healthy)."""
+
+    def _check(self) -> None:
+        if self.failed is not None:
+            raise WalFailed(f"{self.directory}: the write-ahead log stopped after {self.failed!r}; nothing is "
+                            "acknowledged until the bandit restarts and replays it (free disk space, check the volume)")
+
+    def _fail(self, err: OSError) -> None:
+        self.failed = err
+        log.error("%s: write-ahead log failed (%r); refusing further writes", self.directory, err)
+        self._check()
 
     def _open_segment(self, first_lsn: int) -> int:
         path = self.directory / f"wal-{first_lsn:012d}.jsonl"
@@ -106,9 +137,13 @@ class WriteAheadLog:
 
     def append(self, record: dict[str, Any]) -> int:
         """Write ``record`` to the OS and return its lsn; it is durable after ``commit``/``sync``."""
+        self._check()
         lsn = self.appended_lsn + 1
         line = json.dumps({"lsn": lsn, **record}, separators=(",", ":"), allow_nan=False) + "\n"
-        os.write(self._fd, line.encode("utf-8"))
+        try:
+            write_all(self._fd, line.encode("utf-8"))
+        except OSError as err:  # a partial line may be on disk: replay cuts it, nothing after it is written
+            self._fail(err)
         self.appended_lsn = lsn
         if self._group_full is not None and self.appended_lsn - self.durable_lsn >= self.group_size:
             self._group_full.set()
@@ -116,12 +151,17 @@ class WriteAheadLog:
 
     def sync(self) -> None:
         """fsync now (blocking): everything appended so far is durable."""
-        os.fsync(self._fd)
+        self._check()
+        try:
+            os.fsync(self._fd)
+        except OSError as err:
+            self._fail(err)
         self.durable_lsn = self.appended_lsn
 
     async def commit(self, lsn: int) -> None:
         """Return once record ``lsn`` is fsynced, sharing the fsync with concurrent callers."""
         while self.durable_lsn < lsn:
+            self._check()
             if self._syncing is None:
                 self._syncing = asyncio.ensure_future(self._sync_group())
             await asyncio.shield(self._syncing)
@@ -136,7 +176,10 @@ class WriteAheadLog:
                     pass
                 self._group_full = None
             target, fd = self.appended_lsn, self._fd
-            await asyncio.to_thread(os.fsync, fd)
+            try:
+                await asyncio.to_thread(os.fsync, fd)
+            except OSError as err:
+                self._fail(err)
             self.durable_lsn = max(self.durable_lsn, target)
         finally:
             self._syncing = None

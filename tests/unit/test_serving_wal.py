@@ -81,3 +81,69 @@ def test_a_second_writer_waits_for_the_lock(tmp_path):
         WriterLock(tmp_path, timeout_s=0.1)
     first.release()
     WriterLock(tmp_path, timeout_s=0.1).release()
+
+
+def acknowledged(log, n, start=0):
+    """Append and commit ``n`` records; the indices whose commit returned (the acknowledged ones)."""
+    done = []
+
+    async def main():
+        for i in range(start, start + n):
+            try:
+                await log.commit(log.append({"t": "fb", "i": i}))
+            except wal_module.WalFailed:
+                continue
+            done.append(i)
+
+    asyncio.run(main())
+    return done
+
+
+def test_short_writes_are_completed_so_nothing_acknowledged_is_lost(tmp_path, monkeypatch):
+    """A full disk or a signal can make os.write write part of the line: the rest must follow."""
+    real = os.write
+    monkeypatch.setattr(wal_module.os, "write", lambda fd, data: real(fd, bytes(data[: max(1, len(data) // 2)])))
+    acked = acknowledged(WriteAheadLog(tmp_path, next_lsn=1, group_wait_s=0), 20)
+    assert [r["i"] for _, r in replay(tmp_path)] == acked == list(range(20))
+
+
+def test_a_failed_write_stops_the_writer_and_loses_no_acknowledged_record(tmp_path, monkeypatch):
+    real, calls = os.write, []
+
+    def full_disk(fd, data):
+        calls.append(fd)
+        if len(calls) == 8:  # half a line reaches the disk, then the disk is full
+            real(fd, bytes(data[: len(data) // 2]))
+            raise OSError(28, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(wal_module.os, "write", full_disk)
+    log = WriteAheadLog(tmp_path, next_lsn=1, group_wait_s=0)
+    acked = acknowledged(log, 20)
+    assert acked == list(range(7)) and isinstance(log.failed, OSError)  # refused from the failure on
+    monkeypatch.setattr(wal_module.os, "write", real)
+    replayed = [(lsn, r["i"]) for lsn, r in replay(tmp_path)]
+    assert [i for _, i in replayed] == acked  # none lost, none twice, the torn half-line never replayed
+    restarted = WriteAheadLog(tmp_path, next_lsn=replayed[-1][0] + 1, group_wait_s=0)
+    assert acknowledged(restarted, 3, start=100) == [100, 101, 102]
+    assert [r["i"] for _, r in replay(tmp_path)] == [*acked, 100, 101, 102]
+
+
+def test_an_fsync_error_refuses_every_later_acknowledgement(tmp_path, monkeypatch):
+    """After EIO from fsync the kernel may have dropped the pages: a retry must not be acknowledged."""
+    real, calls = os.fsync, []
+
+    def failing(fd):
+        calls.append(fd)
+        if len(calls) == 5:
+            raise OSError(5, "Input/output error")
+        return real(fd)
+
+    log = WriteAheadLog(tmp_path, next_lsn=1, group_wait_s=0)
+    monkeypatch.setattr(wal_module.os, "fsync", failing)
+    acked = acknowledged(log, 10)
+    assert acked == [0, 1, 2, 3] and log.failed is not None
+    with pytest.raises(wal_module.WalFailed, match="nothing is acknowledged until the bandit restarts"):
+        log.sync()
+    monkeypatch.setattr(wal_module.os, "fsync", real)
+    assert [r["i"] for _, r in replay(tmp_path)][:4] == acked
