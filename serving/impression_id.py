@@ -80,6 +80,7 @@ class ImpressionSigner:
             raise InvalidImpressionId("impression id is malformed") from None
         if parts[0] != f"{serial:x}" or parts[1] != f"{issued_ms:x}":
             raise InvalidImpressionId("impression id is malformed")
-        if not hmac.compare_digest(parts[2], self._tag(serial, issued_ms)):
+        # compare bytes: compare_digest raises TypeError on a str with non-ASCII characters
+        if not hmac.compare_digest(parts[2].encode("utf-8", "surrogatepass"), self._tag(serial, issued_ms).encode()):
             raise InvalidImpressionId("impression id signature does not verify")
         return ImpressionRef(serial=serial, issued_ms=issued_ms)

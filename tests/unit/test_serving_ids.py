@@ -24,6 +24,8 @@ def test_issued_id_round_trips():
         (lambda s: "zz." + s.split(".", 1)[1], "malformed"),
         (lambda s: "f" * 17 + "." + s.split(".", 1)[1], "malformed"),
         (lambda s: "", "malformed"),
+        (lambda s: s[:-1] + "é", "signature does not verify"),  # non-ASCII tag: compare_digest raised TypeError
+        (lambda s: s[:-1] + "\udcff", "signature does not verify"),  # a lone surrogate, as JSON can carry
     ],
 )
 def test_forged_or_malformed_ids_are_rejected(mutate, match):
