@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -54,11 +56,32 @@ async def _guard(request: Request, call_next):
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), Guard.token.encode()):
             return JSONResponse({"detail": "missing or wrong bearer token (Authorization: Bearer <SERENDIP_API_TOKEN>)"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    if "content-length" not in request.headers and "chunked" in request.headers.get("transfer-encoding", "").lower():
+        # a chunked body has no length to check before reading; refusing it keeps the cap unbypassable
+        return JSONResponse({"detail": "chunked request bodies are not accepted; send Content-Length"},
+                            status_code=411)
     length = request.headers.get("content-length", "0")
     if not length.isdigit() or int(length) > MAX_BODY_BYTES:
         return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes or unreadable length"},
                             status_code=413)
     return await call_next(request)
+
+
+def _json_safe(value):
+    """``value`` with NaN and infinities as strings, so a 422 that echoes them can be serialized."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+    """422 naming the field; a body with NaN or Infinity (which Python's json accepts) stays a 422, not a 500."""
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(err.errors()))}, status_code=422)
 
 
 def _unavailable(stage: str, err: Exception) -> HTTPException:
