@@ -2,11 +2,14 @@
 
 1. simulate a shop (``recsys.simulator``);
 2. fine-tune MiniLM with Ray Train, 2 workers, a small budget (``training``);
-3. a short exploration sweep with Ray Tune in that shop, scored by simulator replay (``tuning``);
-4. deploy the Serve app with the picked policy in an A/B split against a greedy control (``serving``);
+3. a short exploration sweep with Ray Tune in that shop, scored by simulator replay on the trained
+   model's scores and features, every policy included (``tuning``);
+4. deploy the Serve app with three A/B arms (``serving``): ``static`` (the model alone, never learns),
+   ``greedy`` (learns, never explores: the control) and ``picked`` (the sweep's best exploring policy);
 5. drive simulated shoppers over real HTTP: clicks drawn from the simulator's truth, new products
    added mid-run through ``PUT /items``;
-6. write ``runs/demo-<time>/report.md`` (``serendip.report``).
+6. write ``runs/demo-<time>/report.md`` (``serendip.report``): the value of learning (greedy over
+   static) and of exploration (picked over greedy), each with its interval.
 
 Each visit asks ``/recommend`` to rank a page of random candidates, the same task the sweep scored,
 so the A/B in the shop replays the sweep's question with real serving in the loop. Everything here
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import signal
 import socket
@@ -34,6 +38,17 @@ REWARD_WINDOW_S = 10.0
 HTTP_TIMEOUT_S = 30.0
 """Client timeout of one request: the first batch after a deploy warms the scorer up and may take
 seconds on a loaded machine; a shorter timeout cancelled and retried it, which only added work."""
+
+STATIC, GREEDY, PICKED = "static", "greedy", "picked"
+"""The A/B arms: the model alone, learning without exploring (the control), the sweep's exploring pick."""
+ARMS = (GREEDY, STATIC, PICKED)
+"""Arm order in the Serve config and the report's tables; the first is /experiments' control."""
+ARM_WEIGHTS = {GREEDY: math.sqrt(2), STATIC: 1.0, PICKED: 1.0}
+"""Relative shares of the shoppers. Greedy is the control of both lifts, so it gets sqrt(2) times the
+share of each other arm: the split that minimises the variance of two comparisons against one
+control (Dunnett 1955)."""
+PICKED_SHARE = ARM_WEIGHTS[PICKED] / sum(ARM_WEIGHTS.values())
+"""The picked arm's share of the traffic (0.29), the traffic a sweep trial replays."""
 
 
 @dataclass(frozen=True)
@@ -64,23 +79,25 @@ class Budget:
     """Shoppers visiting at once in each round (the client's concurrency)."""
     inject: int
     """New products added through PUT /items a third of the way in."""
-    policies: tuple[str, ...] = ("greedy", "ucb1", "thompson")
-    """Policies the sweep compares (greedy is the A/B control)."""
+    policies: tuple[str, ...] = ("static", "greedy", "epsilon_greedy", "softmax", "ucb1", "thompson", "linucb", "lints")
+    """Policies the sweep compares; static and greedy (the A/B's other two arms) run once each."""
 
     @property
-    def sweep_rounds(self) -> int:
-        """Replay rounds per sweep trial: the traffic one A/B arm gets (half of the shop's)."""
-        return max(1, self.rounds // 2)
+    def sweep_batch(self) -> int:
+        """Visits per replay round of a sweep trial: the picked arm's share of a round's shoppers.
+        With as many rounds as the A/B, a trial replays the traffic, and the learning steps, that arm gets."""
+        return max(1, round(self.visits_per_round * PICKED_SHARE))
 
 
 # A small catalog keeps every product in front of enough shoppers for per-item learning to pay off
-# within the run. The linear policies are left out: serving builds their features differently from
-# the sweep's replay (see the report of issue 7), so their sweep score would not carry over.
-QUICK = Budget(users=300, items=120, days=14, epochs=1, max_steps=12, batch_size=64, trials=4, sweep_seeds=1,
-               candidates=50, rounds=30, visits_per_round=20, inject=12)
-FULL = Budget(users=800, items=300, days=20, epochs=2, max_steps=100, batch_size=128, trials=12, sweep_seeds=2,
-              candidates=100, rounds=400, visits_per_round=20, inject=30,
-              policies=("greedy", "epsilon_greedy", "softmax", "ucb1", "thompson"))
+# within the run. Every policy is swept (the linear ones too: serving and the sweep's replay build
+# their features with the same ``linear_policy_features`` of the trained model's embeddings), and a
+# quick sweep runs each at its defaults once.
+QUICK = Budget(users=300, items=120, days=14, epochs=1, max_steps=12, batch_size=64, trials=8, sweep_seeds=1,
+               candidates=50, rounds=30, visits_per_round=20, inject=12,
+               policies=("static", "greedy", "epsilon_greedy", "thompson", "linucb", "lints"))
+FULL = Budget(users=800, items=300, days=20, epochs=2, max_steps=100, batch_size=128, trials=16, sweep_seeds=2,
+              candidates=100, rounds=400, visits_per_round=20, inject=30)
 
 
 @dataclass
@@ -178,6 +195,8 @@ class Traffic:
     """Failed tries (retried or not) by endpoint and cause."""
     first_new_item: int = -1
     """Item id of the first injected product (-1 until injection)."""
+    injected_round: int = -1
+    """Round in which the new products were added (-1 until injection)."""
 
 
 def free_port(preferred: int) -> int:
@@ -210,32 +229,41 @@ def train_model(cfg: DemoConfig, run: Path, shop: Path):
 
 
 def sweep(cfg: DemoConfig, run: Path, shop: Path, model: Path):
-    """Step 3: the exploration sweep (simulator replay, model scores); returns the ExplorationOutcome."""
+    """Step 3: the exploration sweep (simulator replay on the trained model's scores, prior and linear
+    features, as serving computes them); returns the ExplorationOutcome."""
     from tuning.exploration import ExplorationSweepConfig, run_exploration_sweep
     from tuning.online_objective import OnlineConfig
 
     b = cfg.budget
-    online = OnlineConfig(seeds=b.sweep_seeds, rounds=b.sweep_rounds, batch=b.visits_per_round, k=K,
+    online = OnlineConfig(seeds=b.sweep_seeds, rounds=b.rounds, batch=b.sweep_batch, k=K,
                           candidates=b.candidates, inject=b.inject)
     return run_exploration_sweep(ExplorationSweepConfig(out=run / "sweep", world=shop, model=model,
                                                         policies=b.policies, trials=b.trials, online=online,
                                                         seed=cfg.seed))
 
 
-def serve_arms(pick) -> tuple[str, str]:
-    """The A/B arms: greedy control first (the control of /experiments), then the sweep's pick."""
+def served_pick(swept):
+    """The arm served as ``picked``: the sweep's pick when it explores, else its best exploring trial
+    (a pick of static or greedy would make the exploration lift compare greedy with itself)."""
+    return swept.explorer or swept.pick
+
+
+def ab_arms(picked) -> tuple[str, ...]:
+    """The A/B arms as ``serendip serve --arms`` specs, in ``ARMS`` order (greedy, the control, first)."""
     from tuning.serving_arm import arm_spec
+    from tuning.space import Arm
 
-    return "control=greedy@1", arm_spec(pick, name="picked") + "@1"
+    policies = {STATIC: Arm("static"), GREEDY: Arm("greedy"), PICKED: picked}
+    return tuple(f"{arm_spec(policies[name], name=name)}@{ARM_WEIGHTS[name]:.6g}" for name in ARMS)
 
 
-def start_serving(cfg: DemoConfig, run: Path, shop: Path, model: Path, pick) -> int:
+def start_serving(cfg: DemoConfig, run: Path, shop: Path, model: Path, picked) -> int:
     """Step 4: deploy the Serve app on 127.0.0.1 with the A/B arms; returns its port."""
     from serving.app import serve_main
     from serving.config import ServeConfig
 
     port = free_port(cfg.port)
-    serve_main(ServeConfig(model=model, data=shop, arms=serve_arms(pick), port=port, state_dir=run / "serve-state",
+    serve_main(ServeConfig(model=model, data=shop, arms=ab_arms(picked), port=port, state_dir=run / "serve-state",
                            retrieve_n=cfg.budget.candidates, reward_window_s=REWARD_WINDOW_S, seed=cfg.seed, blocking=False))
     return port
 
@@ -312,7 +340,7 @@ async def drive_shoppers(world, url: str, b: Budget, seed: int, progress: Progre
         for t in range(b.rounds):
             if t == b.rounds // 3 and b.inject:
                 rows = world.inject_items(b.inject, inject_rng)
-                traffic.first_new_item = int(rows.item_id.min())
+                traffic.first_new_item, traffic.injected_round = int(rows.item_id.min()), t
                 added = await _call(client, "PUT", "/items", _item_payload(rows), [], traffic.errors)
                 traffic.failures += added is None
                 progress.say(f"round {t}: {len(rows)} new products added through PUT /items")
@@ -357,7 +385,7 @@ def _environment() -> None:
 
 
 def demo(cfg: DemoConfig) -> int:
-    """Run the loop and write the report (its verdict: does the picked arm beat the greedy control?)."""
+    """Run the loop and write the report (its verdict: what learning adds, and what exploration adds to it)."""
     _environment()
     import httpx
     import ray
@@ -383,15 +411,18 @@ def demo(cfg: DemoConfig) -> int:
         with progress.phase("train"):
             trained = train_model(cfg, run, shop)
         progress.say(f"model in {trained.model_dir}; best val_ndcg10 {trained.best.get('val_ndcg10', float('nan')):.4f}")
-        progress.step(3, "exploration sweep with Ray Tune (simulator replay)")
+        progress.step(3, "exploration sweep with Ray Tune (simulator replay on the model's features)")
         with progress.phase("sweep"):
             swept = sweep(cfg, run, shop, trained.model_dir)
-        if swept.pick is None:
+        picked = served_pick(swept)
+        if picked is None:
             raise RuntimeError(f"the sweep picked no policy: {swept.no_pick_reason}; see {swept.report}")
-        progress.say(f"picked {swept.pick.label()} (regret {swept.pick_value:.4g}); sweep report {swept.report}")
-        progress.step(4, "deploying the Serve app: greedy control vs the picked policy")
+        progress.say(f"picked {swept.pick.label()} (regret {swept.pick_value:.4g})"
+                     + (f"; serving its best exploring trial {picked.label()} (regret {swept.explorer_value:.4g})"
+                        if picked != swept.pick else "") + f"; sweep report {swept.report}")
+        progress.step(4, "deploying the Serve app: static, greedy (the control) and the picked policy")
         with progress.phase("serve deploy"):
-            port = start_serving(cfg, run, shop, trained.model_dir, swept.pick)
+            port = start_serving(cfg, run, shop, trained.model_dir, picked)
         progress.step(5, f"simulated shoppers over HTTP on 127.0.0.1:{port}")
         with progress.phase("traffic"):
             world = World.load(shop / "world")
@@ -401,7 +432,7 @@ def demo(cfg: DemoConfig) -> int:
         with progress.phase("report"):
             outcome = DemoOutcome(run=run, config=cfg, budget=cfg.budget, trained=trained, swept=swept, port=port,
                                   traffic=traffic, experiments=experiments, phases=progress.phases,
-                                  world=world, k=K)
+                                  world=world, k=K, picked=picked)
             report, _, sentence = write_report(outcome)
         progress.say(f"verdict: {sentence}")
         progress.say(f"report: {report}")

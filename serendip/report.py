@@ -1,9 +1,11 @@
 """The demo's ``report.md``: training curves, the sweep, the A/B test in the shop, cold start, latency.
 
-Clicks are the simulator's draws; "expected clicks" and regret are its exact probabilities, so the
-arms are compared both as a shop would see them and as the truth has them. The lift's interval is
-a bootstrap over visits (``scipy.stats.bootstrap``); CTR intervals are Wilson intervals, the same
-function ``/experiments`` uses.
+The A/B test has three arms, so it answers two questions: the value of learning (``greedy``, which
+learns and never explores, against ``static``, the model alone) and the value of exploration (the
+sweep's exploring pick against ``greedy``). Clicks are the simulator's draws; "expected clicks" and
+regret are its exact probabilities, so the arms are compared both as a shop would see them and as
+the truth has them. Lifts and CTR intervals come from ``serving.experiments``, the statistics
+``/experiments`` uses: a BCa bootstrap over visits for a lift, Wilson intervals for a CTR.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from serving.experiments import wilson_interval  # noqa: E402
+from serendip.demo import ARMS, GREEDY, PICKED, STATIC  # noqa: E402
+from serving.experiments import lift_interval, wilson_interval  # noqa: E402
 from tuning.report import markdown_table  # noqa: E402
+from tuning.space import BASELINES  # noqa: E402
 
-CONTROL = "control"
-PICKED = "picked"
+LIFTS = {"learning": (GREEDY, STATIC), "exploration": (PICKED, GREEDY)}
+"""Each lift the report gives: (treatment arm, control arm)."""
 
 
 @dataclass
@@ -51,6 +55,8 @@ class DemoOutcome:
     """The simulator world after the traffic (for the curl examples)."""
     k: int = 10
     """Slate size of every visit."""
+    picked: Any = None
+    """The tuning.space.Arm served as ``picked`` (default: the sweep's pick)."""
 
 
 def mean_interval(x: np.ndarray) -> tuple[float, float, float]:
@@ -60,17 +66,6 @@ def mean_interval(x: np.ndarray) -> tuple[float, float, float]:
         return float(x.mean()) if len(x) else float("nan"), float("nan"), float("nan")
     low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
     return float(x.mean()), float(low), float(high)
-
-
-def lift_interval(picked: np.ndarray, control: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """Relative lift of mean(picked) over mean(control) with a 95% bootstrap interval (BCa, over visits)."""
-    def lift(a, b, axis=-1):
-        return a.mean(axis=axis) / b.mean(axis=axis) - 1.0
-
-    point = float(lift(np.asarray(picked, float), np.asarray(control, float)))
-    ci = stats.bootstrap((np.asarray(picked, float), np.asarray(control, float)), lift, n_resamples=2000,
-                         vectorized=True, random_state=seed).confidence_interval
-    return point, float(ci.low), float(ci.high)
 
 
 def arm_table(visits: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -84,7 +79,7 @@ def arm_table(visits: pd.DataFrame, k: int) -> pd.DataFrame:
                      "clicks/visit": mean, "95% CI": f"[{low:.3f}, {high:.3f}]",
                      "item CTR": v["clicks"].sum() / shown, "item CTR 95% CI": f"[{ctr_low:.4f}, {ctr_high:.4f}]",
                      "expected clicks/visit (truth)": v["expected"].mean(), "regret/visit": v["regret"].mean()})
-    return pd.DataFrame(rows).sort_values("arm", key=lambda s: s != CONTROL, kind="stable")
+    return _in_arm_order(pd.DataFrame(rows))
 
 
 def new_item_table(visits: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +91,7 @@ def new_item_table(visits: pd.DataFrame) -> pd.DataFrame:
         rows.append({"arm": arm, "new-item impressions": shown, "clicks": clicks,
                      "CTR": clicks / shown if shown else float("nan"), "95% CI": f"[{low:.4f}, {high:.4f}]",
                      "expected CTR (truth)": v["new_expected"].sum() / shown if shown else float("nan")})
-    return pd.DataFrame(rows).sort_values("arm", key=lambda s: s != CONTROL, kind="stable")
+    return _in_arm_order(pd.DataFrame(rows))
 
 
 def latency_table(traffic) -> pd.DataFrame:
@@ -167,39 +162,119 @@ def curl_lines(port: int, world, first_new_item: int) -> list[str]:
     ]
 
 
-def verdict(visits: pd.DataFrame, seed: int) -> tuple[bool, str, dict]:
-    """Does the picked arm beat the greedy control on clicks? The sentence and the numbers behind it."""
-    picked = visits.loc[visits["arm"] == PICKED, "clicks"].to_numpy()
-    control = visits.loc[visits["arm"] == CONTROL, "clicks"].to_numpy()
-    if len(picked) < 2 or len(control) < 2:
-        return False, "not enough visits in both arms to compare", {}
-    lift, low, high = lift_interval(picked, control, seed)
-    won = bool(picked.mean() > control.mean())
-    sure = "the interval excludes 0" if low > 0 else "the interval still includes 0 (more traffic would settle it)"
-    text = (f"the picked policy {'beats' if won else 'does not beat'} the greedy control on clicks: "
-            f"{picked.mean():.3f} vs {control.mean():.3f} clicks per visit, lift {lift:+.1%} "
-            f"(95% bootstrap CI [{low:+.1%}, {high:+.1%}]); {sure}")
-    return won, text, {"lift": lift, "lift_ci95": [low, high], "picked_clicks_per_visit": float(picked.mean()),
-                       "control_clicks_per_visit": float(control.mean())}
+def _in_arm_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows in ``ARMS`` order (the greedy control first), any other arm after them."""
+    rank = {arm: i for i, arm in enumerate(ARMS)}
+    return table.sort_values("arm", key=lambda s: s.map(lambda a: rank.get(a, len(ARMS))), kind="stable")
+
+
+def lift_of(visits: pd.DataFrame, treatment: str, control: str, column: str, seed: int) -> dict:
+    """The lift of arm ``treatment`` over arm ``control`` on the per-visit ``column``, with its 95% interval."""
+    t = visits.loc[visits["arm"] == treatment, column].to_numpy(dtype=float)
+    c = visits.loc[visits["arm"] == control, column].to_numpy(dtype=float)
+    lift, low, high = lift_interval(t, c, seed)
+    return {"treatment": treatment, "control": control, "lift": lift, "low": low, "high": high,
+            "treatment_per_visit": float(t.mean()) if len(t) else float("nan"),
+            "control_per_visit": float(c.mean()) if len(c) else float("nan"), "visits": [len(t), len(c)]}
+
+
+def lifts(visits: pd.DataFrame, seed: int, injected_round: int) -> dict[str, dict]:
+    """Both lifts (``LIFTS``): on clicks per visit, and (``_new_products``) on clicks of the products
+    added mid-run per visit, over the visits from the round they were added (none added: NaNs)."""
+    later = visits[visits["round"] >= injected_round] if injected_round >= 0 else visits.iloc[:0]
+    out = {}
+    for name, (treatment, control) in LIFTS.items():
+        out[f"lift_{name}"] = lift_of(visits, treatment, control, "clicks", seed)
+        out[f"lift_{name}_new_products"] = lift_of(later, treatment, control, "new_clicks", seed)
+    return out
+
+
+def _lift_words(row: dict) -> str:
+    """'0.612 vs 0.455 per visit, lift +34.5% (95% bootstrap CI [+20.1%, +49.0%])'."""
+    return (f"{row['treatment_per_visit']:.3f} vs {row['control_per_visit']:.3f} per visit, lift {row['lift']:+.1%} "
+            f"(95% bootstrap CI [{row['low']:+.1%}, {row['high']:+.1%}])")
+
+
+def _settled(row: dict) -> str:
+    """Whether the interval decides the sign of the lift."""
+    if row["low"] > 0 or row["high"] < 0:
+        return "the interval excludes 0"
+    return "the interval includes 0 (more traffic would settle it)"
+
+
+def verdict(numbers: dict[str, dict]) -> tuple[bool, str]:
+    """Does the picked (exploring) arm beat greedy on clicks? The sentence gives both lifts (``lifts``)."""
+    learning, exploration = numbers["lift_learning"], numbers["lift_exploration"]
+    if min(*learning["visits"], *exploration["visits"]) < 2:
+        return False, "not enough visits in every arm to compare"
+    won = bool(exploration["treatment_per_visit"] > exploration["control_per_visit"])
+    learned = learning["treatment_per_visit"] > learning["control_per_visit"]
+    return won, (f"learning: greedy {'beats' if learned else 'does not beat'} the static model on clicks, "
+                 f"{_lift_words(learning)}, {_settled(learning)}; exploration: the picked policy "
+                 f"{'beats' if won else 'does not beat'} greedy, {_lift_words(exploration)}, {_settled(exploration)}")
+
+
+def lift_table(numbers: dict[str, dict]) -> pd.DataFrame:
+    """One row per lift: overall and on the new products, each with its interval."""
+    def cell(row):
+        return f"{row['lift']:+.1%} [{row['low']:+.1%}, {row['high']:+.1%}]"
+
+    return pd.DataFrame([{"lift": f"{name} (`{t}` over `{c}`)", "clicks per visit (95% CI)": cell(numbers[f"lift_{name}"]),
+                          "new-product clicks per visit, from their arrival (95% CI)":
+                              cell(numbers[f"lift_{name}_new_products"])}
+                         for name, (t, c) in LIFTS.items()])
+
+
+def arm_summary(visits: pd.DataFrame, policies: dict[str, str]) -> dict[str, dict]:
+    """summary.json's per-arm figures: the policy, visits, clicks per visit with its interval, the truth."""
+    out = {}
+    for arm in [a for a in ARMS if a in set(visits["arm"])]:
+        v = visits[visits["arm"] == arm]
+        mean, low, high = mean_interval(v["clicks"].to_numpy())
+        out[arm] = {"policy": policies.get(arm, arm), "visits": len(v), "clicks_per_visit": mean, "low": low,
+                    "high": high, "expected_clicks_per_visit": float(v["expected"].mean()),
+                    "regret_per_visit": float(v["regret"].mean()),
+                    "new_product_clicks": int(v["new_clicks"].sum())}
+    return out
+
+
+def sweep_rows(table: pd.DataFrame, top: int = 8) -> pd.DataFrame:
+    """The sweep's best finished trials, plus the baselines (static, greedy) wherever they ranked."""
+    ok = table[table["status"] == "ok"]
+    shown = ok[(np.arange(len(ok)) < top) | ok["policy"].isin(BASELINES).to_numpy()]
+    return shown[[c for c in ("arm", "regret", "reward", "reward_low", "reward_high") if c in shown]]
+
+
+def _strict_json(value):
+    """NaN -> None, recursively, so summary.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
     """Write run/report.md (plots in run/plots, visits in run/visits.parquet); return its path and the verdict."""
     visits = pd.DataFrame(o.traffic.visits)
     visits.to_parquet(o.run / "visits.parquet")
-    won, sentence, numbers = verdict(visits, o.config.seed)
-    pick = o.swept.pick
+    numbers = lifts(visits, o.config.seed, o.traffic.injected_round)
+    won, sentence = verdict(numbers)
+    pick, served_pick = o.swept.pick, o.picked or o.swept.pick
+    policies = {STATIC: "static()", GREEDY: "greedy()", PICKED: served_pick.label()}
     plots = {"training": plot_training(o.trained.metrics, o.run / "plots" / "training.png"),
              "regret": plot_regret(visits, o.run / "plots" / "regret.png")}
     sweep_plot = Path(o.swept.report).parent / "plots" / "reward_vs_rate.png"
     epochs = pd.DataFrame(o.trained.metrics)
     keep = [c for c in ("epoch", "step", "loss", "val_ndcg10", "val_recall10", "val_auc", "samples_per_s") if c in epochs]
-    ranked = o.swept.table[o.swept.table["status"] == "ok"]
-    ranked = ranked[[c for c in ("arm", "regret", "reward", "reward_low", "reward_high") if c in ranked]].head(8)
     served = pd.DataFrame(o.experiments["arms"]).drop(columns=["is_control"], errors="ignore")
     if "ctr_ci95" in served:
         served["ctr_ci95"] = [f"[{low:.4f}, {high:.4f}]" for low, high in served["ctr_ci95"]]
     total = sum(p["wall_s"] for p in o.phases.values())
+    pick_line = f"`{pick.label()}` (regret {o.swept.pick_value:.4g} in replay)"
+    if served_pick != pick:
+        pick_line += (f"; it does not explore, so the A/B serves the best exploring trial, `{served_pick.label()}` "
+                      f"(regret {o.swept.explorer_value:.4g})")
     lines = [
         f"# Serendip demo ({'quick' if o.config.quick else 'full'})", "",
         f"- **Verdict**: {sentence}.",
@@ -207,8 +282,7 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
         f"{o.budget.days} days of logged history.",
         f"- **Model**: {o.config.base or 'MiniLM-L6'} fine-tuned with Ray Train on {o.config.workers} workers, "
         f"stopped by: {o.trained.stopped or 'epochs'}; model at `{o.trained.model_dir}`.",
-        f"- **Sweep pick**: `{pick.label()}` (regret {o.swept.pick_value:.4g} in replay); "
-        f"[sweep report]({_rel(o.swept.report, o.run)}).",
+        f"- **Sweep pick**: {pick_line}; [sweep report]({_rel(o.swept.report, o.run)}).",
         f"- **A/B over HTTP**: {len(visits)} visits in {o.budget.rounds} rounds of {o.budget.visits_per_round}, "
         f"each ranking {o.k} of {o.budget.candidates} candidates; {o.traffic.failures} requests failed after retries"
         + (f" (failed tries: {json.dumps(o.traffic.errors)})" if o.traffic.errors else "") + ".",
@@ -218,21 +292,26 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
         "## 1. Fine-tuning (Ray Train)", "", markdown_table(epochs[keep]) if keep else "_(no metrics)_", "",
         f"![training curves]({_rel(plots['training'], o.run)})", "",
         "## 2. Exploration sweep (Ray Tune)", "",
-        "Each trial replays one policy in the simulated shop over several seeds; lower regret is better.", "",
-        markdown_table(ranked), "",
+        "Each trial replays one policy in the simulated shop, on the trained model's scores and features, over "
+        "several seeds with the traffic one A/B arm gets; lower regret is better. `static` (the model alone) and "
+        "`greedy` (learns, never explores) run once each.", "",
+        markdown_table(sweep_rows(o.swept.table)), "",
         f"![reward against exploration rate]({_rel(sweep_plot, o.run)})", "",
-        "## 3. A/B test in the shop (greedy control vs the pick)", "",
-        "Per visit, from the simulator (clicks drawn from its exact probabilities):", "",
+        "## 3. A/B test in the shop (static, greedy control, the pick)", "",
+        f"Three arms split the shoppers by a hash of their id: `{STATIC}` ranks by the model alone and never learns, "
+        f"`{GREEDY}` (the control) learns each product's appeal and never explores, `{PICKED}` is "
+        f"`{served_pick.label()}`. Per visit, from the simulator (clicks drawn from its exact probabilities):", "",
         markdown_table(arm_table(visits, o.k)), "",
-        f"Lift of `{PICKED}` over `{CONTROL}` on clicks per visit: {numbers.get('lift', float('nan')):+.1%}, "
-        f"95% bootstrap CI [{numbers.get('lift_ci95', [float('nan')] * 2)[0]:+.1%}, "
-        f"{numbers.get('lift_ci95', [float('nan')] * 2)[1]:+.1%}].", "",
-        "What the server reports (`GET /experiments`: a slate counts as clicked when any item got a click):", "",
+        "The value of learning and the value of exploration, as relative lifts of clicks per visit with 95% BCa "
+        "bootstrap intervals over visits:", "",
+        markdown_table(lift_table(numbers)), "",
+        "What the server reports (`GET /experiments`: a slate counts as clicked when any item got a click; "
+        "lifts against the first arm, greedy):", "",
         markdown_table(served), "",
         "## 4. Regret over time", "", f"![regret over time]({_rel(plots['regret'], o.run)})", "",
         "## 5. New products (cold start)", "",
         f"{o.budget.inject} products were added through `PUT /items` a third of the way in; the model embedded "
-        "them at once.", "", markdown_table(new_item_table(visits)), "",
+        "them at once (their lifts are in section 3).", "", markdown_table(new_item_table(visits)), "",
         "## 6. Serving latency", "",
         f"Client-side, {o.budget.visits_per_round} concurrent shoppers, loopback HTTP, this machine:", "",
         markdown_table(latency_table(o.traffic)), "",
@@ -242,9 +321,10 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
     ]
     path = o.run / "report.md"
     path.write_text("\n".join(lines))
-    (o.run / "summary.json").write_text(json.dumps({
-        "picked": pick.label(), "picked_beats_control": bool(won), **numbers, "visits": len(visits),
-        "failures": o.traffic.failures, "errors": o.traffic.errors, "phases": o.phases, "report": str(path)}, indent=2))
+    (o.run / "summary.json").write_text(json.dumps(_strict_json({
+        "picked": served_pick.label(), "sweep_pick": pick.label(), "picked_beats_greedy": won,
+        "arms": arm_summary(visits, policies), **numbers, "visits": len(visits), "failures": o.traffic.failures,
+        "errors": o.traffic.errors, "phases": o.phases, "report": str(path)}), indent=2))
     return path, won, sentence
 
 

@@ -37,9 +37,9 @@ class ArmConfig:
     name: str
     """Arm name reported by /experiments and written to the impression log's ``policy`` column."""
     policy: str = "thompson"
-    """A name in ``recsys.policies.POLICIES`` (greedy, epsilon_greedy, softmax, ucb1, thompson, linucb, lints)."""
+    """A name in ``recsys.policies.POLICIES`` (static, greedy, epsilon_greedy, softmax, ucb1, thompson, linucb, lints)."""
     params: dict[str, float] = field(default_factory=dict)
-    """Exploration parameters passed to ``make_policy`` / ``Policy.with_params`` (e.g. epsilon=0.1)."""
+    """Exploration parameters passed to ``make_policy`` / ``Policy.with_params`` (e.g. epsilon=0.1); floor must be > 0."""
     weight: float = 1.0
     """Relative share of users routed to this arm (by a stable hash of user_id)."""
 
@@ -49,6 +49,11 @@ class ArmConfig:
         if not (math.isfinite(self.weight) and self.weight > 0):
             raise ServeConfigError(f"arm {self.name!r}: weight {self.weight} must be a positive number")
         object.__setattr__(self, "params", {str(k): _number(v) for k, v in dict(self.params).items()})
+        if self.params.get("floor") == 0:  # a target policy evaluated off-policy may have floor 0; a served arm may not
+            raise ServeConfigError(
+                f"arm {self.name!r}: floor=0 lets a shown item log propensity 0 (a Monte-Carlo estimate that missed "
+                "it), which the impression log refuses; set floor > 0 (the policies' default is 0.001) or leave it out"
+            )
 
     @classmethod
     def parse(cls, spec: str) -> ArmConfig:

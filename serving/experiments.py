@@ -4,7 +4,9 @@ Assignment hashes the user id with BLAKE2b (``hashlib``; Python's ``hash()`` is 
 into [0, 1) and cuts that interval by the arms' weights, so a user keeps their arm across
 replicas and restarts. The unit of a trial is the served slate: an impression is "clicked" when
 any of its items got a positive reward. Intervals are Wilson score intervals (Wilson 1927) and
-the lift's p-value is the two-sided two-proportion z-test with a pooled variance.
+the lift's p-value is the two-sided two-proportion z-test with a pooled variance. Where the
+outcome of each unit is known (the demo's visits), :func:`lift_interval` gives the relative lift
+of any per-unit mean with a BCa bootstrap interval (Efron 1987).
 """
 
 from __future__ import annotations
@@ -68,6 +70,25 @@ def two_proportion_p_value(s1: int, n1: int, s2: int, n2: int) -> float:
         return 1.0
     z = (s1 / n1 - s2 / n2) / se
     return float(2 * stats.norm.sf(abs(z)))
+
+
+def lift_interval(treatment: np.ndarray, control: np.ndarray, seed: int = 0,
+                  level: float = 0.95) -> tuple[float, float, float]:
+    """Relative lift mean(treatment) / mean(control) - 1 with a BCa bootstrap interval over units
+    (``scipy.stats.bootstrap``, 2,000 resamples of each arm); NaNs where it is undefined (fewer than
+    2 units in an arm, or a control mean of 0)."""
+    treatment, control = np.asarray(treatment, dtype=float), np.asarray(control, dtype=float)
+    if len(treatment) < 2 or len(control) < 2 or control.mean() == 0:
+        return math.nan, math.nan, math.nan
+
+    def lift(a, b, axis=-1):
+        return a.mean(axis=axis) / b.mean(axis=axis) - 1.0
+
+    point = float(lift(treatment, control))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a resample of an all-but-zero control
+        ci = stats.bootstrap((treatment, control), lift, n_resamples=2000, confidence_level=level,
+                             vectorized=True, random_state=seed).confidence_interval
+    return point, float(ci.low), float(ci.high)
 
 
 def experiment_report(arms: Sequence[tuple[str, str, ArmCounts]]) -> list[dict]:

@@ -19,7 +19,7 @@ from tuning.objective import Objective
 from tuning.plots import Curve, plot_regret_over_time, plot_reward_vs_rate
 from tuning.report import Report, write_report
 from tuning.serving_arm import snippet
-from tuning.space import EXPLORATION_PARAMS, Arm
+from tuning.space import BASELINES, EXPLORATION_PARAMS, Arm
 from tuning.trials import TrialRecord
 
 
@@ -43,6 +43,10 @@ class ExplorationOutcome:
     """Concurrency and CPU use of the run."""
     no_pick_reason: str = ""
     """Why there is no pick, when there is none."""
+    explorer: Arm | None = None
+    """The best eligible trial of a policy that explores (not static or greedy); the pick when it explores."""
+    explorer_value: float = math.nan
+    """The objective of ``explorer``."""
 
 
 def rate_of(arm: Arm) -> tuple[str | None, float]:
@@ -78,8 +82,9 @@ def trial_table(records: list[TrialRecord], objective: Objective) -> pd.DataFram
     return table.drop(columns="_failed").reset_index(drop=True)
 
 
-def pick_best(table: pd.DataFrame) -> tuple[Arm | None, float, str]:
-    """The first eligible finished row of the ranked table, or None with the reason."""
+def pick_best(table: pd.DataFrame, exclude: tuple[str, ...] = ()) -> tuple[Arm | None, float, str]:
+    """The first eligible finished row of the ranked table (policies in ``exclude`` left out), or None with the reason."""
+    table = table[~table["policy"].isin(exclude)] if not table.empty else table
     done = table[table["status"] == "ok"] if not table.empty else table
     candidates = done[done["eligible"]] if not done.empty else done
     if candidates.empty:
@@ -109,6 +114,7 @@ def write_outputs(cfg, objective: Objective, records: list[TrialRecord], seconds
     out = Path(cfg.out)
     table = trial_table(records, objective)
     pick, value, reason = pick_best(table)
+    explorer, explorer_value, _ = pick_best(table, exclude=BASELINES)
     plots = {"Reward against exploration rate": plot_reward_vs_rate(table, out / "plots" / "reward_vs_rate.png",
                                                                      objective.reward_label)}
     curves = best_curves(records, table)
@@ -140,6 +146,8 @@ def write_outputs(cfg, objective: Objective, records: list[TrialRecord], seconds
         "policies": ", ".join(cfg.policies),
         "search": cfg.search, "trials": f"{len(table)} ({len(failed)} failed)",
         "pick": f"{pick.label()} with {objective.metric} = {value:.5g}" if pick else f"none ({reason})",
+        "best exploring policy": (f"{explorer.label()} with {objective.metric} = {explorer_value:.5g}"
+                                  if explorer else "none"),
         "seconds": f"{seconds:.1f}",
         "concurrency and CPU": ", ".join(f"{k} {v}" for k, v in usage.items()) or "n/a",
         "Tune results (TensorBoard logs)": str(cfg.experiment_dir),
@@ -147,4 +155,4 @@ def write_outputs(cfg, objective: Objective, records: list[TrialRecord], seconds
     report = Report("Exploration sweep", summary, ok[shown].rename(columns={"objective": objective.metric}),
                     failed, plots, snippets, all_notes)
     path = write_report(report, out)
-    return ExplorationOutcome(pick, value, objective.metric, table, path, seconds, usage, reason)
+    return ExplorationOutcome(pick, value, objective.metric, table, path, seconds, usage, reason, explorer, explorer_value)

@@ -16,32 +16,61 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+EXPLOIT_ONLY = "greedy"
+"""The policy that learns and never explores: the plot's starting point at exploration rate 0."""
+ZERO_IS_EXPLOIT_ONLY = ("epsilon", "temperature")
+"""Rates at whose zero (or limit) the policy is exactly greedy: its line starts from greedy's point."""
+
+
+def reward_lines(table: pd.DataFrame) -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame]]:
+    """What the reward plot draws from the finished trials: (bands, lines) by legend label.
+
+    Bands are the policies without a parameter (their best trial); lines are the others' trials by
+    rate, and a line whose rate is ``ZERO_IS_EXPLOIT_ONLY`` starts from greedy's trial at rate 0.
+    """
+    done = table[table["status"] == "ok"]
+    start = done[done["policy"] == EXPLOIT_ONLY].head(1)[["reward", "reward_low", "reward_high"]].assign(rate=0.0)
+    bands, lines = {}, {}
+    for policy, rows in done.groupby("policy", sort=True):
+        if rows["rate"].isna().all():
+            kind = "exploit only: rate 0" if policy == EXPLOIT_ONLY else "no parameter"
+            bands[f"{policy} ({kind})"] = rows.iloc[0]
+            continue
+        rows = rows.dropna(subset=["rate"]).sort_values("rate")
+        name = rows["rate_name"].iloc[0]
+        if name in ZERO_IS_EXPLOIT_ONLY:
+            rows = pd.concat([start, rows], ignore_index=True)
+        lines[f"{policy} ({name})"] = rows.reset_index(drop=True)
+    return bands, lines
+
 
 def plot_reward_vs_rate(table: pd.DataFrame, path: Path, ylabel: str) -> Path:
     """One line per policy: the reward (with its interval) against its main exploration parameter.
 
-    Policies without a parameter (greedy) are a dashed horizontal band. ``table`` needs the
-    columns policy, rate_name, rate, reward, reward_low, reward_high, status.
+    The exploit-only baseline (greedy) is the reference: a dashed band, and the point at rate 0 where
+    the epsilon and temperature lines start (no exploration is greedy). Other policies without a
+    parameter (static) are dotted bands. ``table`` needs the columns policy, rate_name, rate, reward,
+    reward_low, reward_high, status.
     """
-    done = table[table["status"] == "ok"]
+    bands, lines = reward_lines(table)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for policy, rows in done.groupby("policy", sort=True):
-        rows = rows.sort_values("rate")
-        if rows["rate"].isna().all():
-            best = rows.iloc[0]
-            line = ax.axhline(best["reward"], linestyle="--", label=f"{policy} (no parameter)")
-            ax.axhspan(best["reward_low"], best["reward_high"], color=line.get_color(), alpha=0.12)
-            continue
-        rows = rows.dropna(subset=["rate"])
-        label = f"{policy} ({rows['rate_name'].iloc[0]})"
+    for label, best in bands.items():
+        exploit = best["policy"] == EXPLOIT_ONLY
+        ax.axhline(best["reward"], color="black" if exploit else "grey", linestyle="--" if exploit else ":", label=label)
+        ax.axhspan(best["reward_low"], best["reward_high"], color="black" if exploit else "grey", alpha=0.08)
+    for label, rows in lines.items():
         line = ax.plot(rows["rate"], rows["reward"], marker="o", label=label)[0]
         ax.fill_between(rows["rate"], rows["reward_low"], rows["reward_high"], color=line.get_color(), alpha=0.15)
-    rates = done["rate"].dropna()
+    rates = table.loc[table["status"] == "ok", "rate"].dropna()
     if len(rates) and (rates > 0).all() and rates.max() / rates.min() > 20:
-        ax.set_xscale("log")
-    ax.set_xlabel("exploration parameter (epsilon, temperature, alpha, prior strength, noise scale)")
+        zero = any((rows["rate"] == 0).any() for rows in lines.values())
+        if zero:  # greedy's rate 0 stays on the axis: linear below the smallest rate, logarithmic above
+            ax.set_xscale("symlog", linthresh=float(rates.min()))
+        else:
+            ax.set_xscale("log")
+    ax.set_xlabel("exploration parameter (epsilon, temperature, c, alpha, prior strength, noise scale)")
     ax.set_ylabel(ylabel)
-    ax.set_title("Reward against exploration rate (band: 95% interval)")
+    ax.set_title("Reward against exploration rate, from greedy at 0 (band: 95% interval)")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)

@@ -156,6 +156,7 @@ class HparamSpace:
 
 
 EXPLORATION_PARAMS: dict[str, tuple[str, ...]] = {
+    "static": (),
     "greedy": (),
     "epsilon_greedy": ("epsilon", "floor"),
     "softmax": ("temperature", "floor"),
@@ -166,12 +167,16 @@ EXPLORATION_PARAMS: dict[str, tuple[str, ...]] = {
 }
 """Each policy's exploration parameters (its ``recsys.policies`` field names), the plotted one first.
 
-Greedy has none: it is the no-exploration reference every sweep runs once at its defaults.
+The two baselines have none; a sweep runs each once at its defaults: ``static`` ranks by the model
+alone and never learns (what learning adds), ``greedy`` learns and exploits without exploring (the
+reference every exploring policy must beat).
 """
 
+BASELINES: tuple[str, ...] = tuple(p for p, params in EXPLORATION_PARAMS.items() if not params)
+"""The parameter-free policies: static, greedy."""
 
 ALL_POLICIES: tuple[str, ...] = tuple(EXPLORATION_PARAMS)
-"""Every policy an exploration sweep can compare, greedy (the no-exploration baseline) first."""
+"""Every policy an exploration sweep can compare, the two baselines first."""
 
 
 @dataclass
@@ -186,8 +191,10 @@ class ExplorationSpace:
     """Parameters to search; the others keep each policy's own default."""
     epsilon: Param = Param(0.01, 0.5, log=True, grid=4)
     """epsilon_greedy: share of slots filled at random (policy default 0.1)."""
-    temperature: Param = Param(0.01, 2.0, log=True, grid=4)
-    """softmax: Boltzmann temperature over the scores (policy default 1.0)."""
+    temperature: Param = Param(0.02, 1.0, log=True, grid=4)
+    """softmax: temperature over the log-odds of the learned click estimate (policy default 1.0). A page's
+    log-odds spread by a few tenths (std 0.29 under the quick demo's model), so 0.02 is near-greedy and
+    1 near-uniform."""
     c: Param = Param(0.005, 2.0, log=True, grid=4)
     """ucb1: scale of the confidence bonus (policy default 1.0)."""
     alpha: Param = Param(0.01, 2.0, log=True, grid=4)

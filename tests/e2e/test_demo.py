@@ -20,7 +20,7 @@ from serendip.demo import QUICK
 pytestmark = [pytest.mark.slow]
 
 SECTIONS = ["## 1. Fine-tuning (Ray Train)", "## 2. Exploration sweep (Ray Tune)",
-            "## 3. A/B test in the shop (greedy control vs the pick)", "## 4. Regret over time",
+            "## 3. A/B test in the shop (static, greedy control, the pick)", "## 4. Regret over time",
             "## 5. New products (cold start)", "## 6. Serving latency", "## 7. Try the API"]
 PHASES = ["simulate", "ray start", "train", "sweep", "serve deploy", "traffic"]
 
@@ -66,15 +66,23 @@ def test_demo_quick_runs_the_loop_and_writes_the_report(tmp_path: Path):
     (run,) = tmp_path.glob("demo-*")
     report = (run / "report.md").read_text()
     assert [s in report for s in SECTIONS] == [True] * len(SECTIONS)
-    assert "**Verdict**: the picked policy" in report and "95% bootstrap CI" in report
+    assert "**Verdict**: learning: greedy" in report and "exploration: the picked policy" in report
+    assert "95% bootstrap CI" in report
     for png in ["plots/training.png", "plots/regret.png", "sweep/plots/reward_vs_rate.png"]:
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert f"]({png})" in report
     summary = json.loads((run / "summary.json").read_text())
     assert summary["failures"] == 0 and summary["visits"] == QUICK.rounds * QUICK.visits_per_round
     assert list(summary["phases"]) == PHASES and "**Time per phase**" in report
-    low, high = summary["lift_ci95"]
-    assert low <= summary["lift"] <= high
+    assert list(summary["arms"]) == ["greedy", "static", "picked"]  # every arm got visits
+    assert summary["arms"]["picked"]["policy"] == summary["picked"] and not summary["picked"].startswith(("greedy", "static"))
+    for lift in ("lift_learning", "lift_exploration"):
+        assert summary[lift]["low"] <= summary[lift]["lift"] <= summary[lift]["high"], lift
+    for lift in ("lift_learning_new_products", "lift_exploration_new_products"):  # null: its control clicked none
+        row = summary[lift]
+        assert row["lift"] is None or row["low"] is None or row["low"] <= row["lift"] <= row["high"], lift
+    swept = (run / "sweep" / "trials.csv").read_text()
+    assert all(policy in swept for policy in QUICK.policies)  # linucb and lints included, each baseline once
     assert "curl -s http://127.0.0.1:" in report and "/recommend -d" in report
     # The model the demo served is a normal model directory: serendip serve accepts it.
     assert (run / "model" / "config.json").exists() and (run / "model" / "serendip.json").exists()

@@ -11,49 +11,97 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serendip.demo import FULL, QUICK, DemoConfig, Traffic
-from serendip.report import arm_table, curl_lines, latency_table, lift_interval, new_item_table, verdict
+from serendip.demo import ARM_WEIGHTS, FULL, PICKED_SHARE, QUICK, DemoConfig, Traffic, ab_arms, served_pick
+from serendip.report import arm_table, curl_lines, latency_table, lift_table, lifts, new_item_table, verdict
+from serving.config import ServeConfig
+from tuning.space import Arm
 
 
-def visits(arm: str, clicks: list[int], new_shown: int = 0) -> list[dict]:
-    return [{"arm": arm, "clicks": c, "expected": c * 0.9, "regret": 1.0 - c * 0.1, "new_shown": new_shown,
-             "new_clicks": min(c, new_shown), "new_expected": 0.1 * new_shown} for c in clicks]
+def visits(arm: str, clicks: list[int], new_shown: int = 0, new_clicks: list[int] | None = None,
+           round: int = 0) -> list[dict]:
+    new_clicks = [min(c, new_shown) for c in clicks] if new_clicks is None else new_clicks
+    return [{"round": round, "arm": arm, "clicks": c, "expected": c * 0.9, "regret": 1.0 - c * 0.1,
+             "new_shown": new_shown, "new_clicks": n, "new_expected": 0.1 * new_shown}
+            for c, n in zip(clicks, new_clicks, strict=True)]
 
 
-def test_the_lift_and_its_bootstrap_interval():
-    picked, control = np.array([1] * 60 + [0] * 40), np.array([1] * 50 + [0] * 50)
-    lift, low, high = lift_interval(picked, control)
-    assert lift == pytest.approx(0.2)
-    assert low < 0.2 < high and high - low < 1.0
+def three_arms(static: list[int], greedy: list[int], picked: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(visits("static", static) + visits("greedy", greedy) + visits("picked", picked))
+
+
+def test_both_lifts_overall_and_on_the_new_products_with_their_intervals():
+    # Round 0 is before the injection (round 1): its new-product clicks must not count.
+    before = visits("static", [5] * 10, new_clicks=[5] * 10) + visits("greedy", [5] * 10, new_clicks=[0] * 10)
+    after = (visits("static", [1] * 50 + [0] * 50, new_clicks=[1] * 20 + [0] * 80, round=1)
+             + visits("greedy", [1] * 60 + [0] * 40, new_clicks=[1] * 30 + [0] * 70, round=1)
+             + visits("picked", [1] * 66 + [0] * 34, new_clicks=[1] * 45 + [0] * 55, round=1))
+    numbers = lifts(pd.DataFrame(before + after), seed=0, injected_round=1)
+    assert set(numbers) == {"lift_learning", "lift_exploration", "lift_learning_new_products",
+                            "lift_exploration_new_products"}
+    learning, exploration = numbers["lift_learning"], numbers["lift_exploration"]
+    assert (learning["treatment"], learning["control"], exploration["treatment"], exploration["control"]) == (
+        "greedy", "static", "picked", "greedy")
+    assert learning["lift"] == pytest.approx((110 / 110) / (100 / 110) - 1)  # every visit counts overall
+    assert exploration["lift"] == pytest.approx(0.66 / 1.0 - 1)
+    assert numbers["lift_learning_new_products"]["lift"] == pytest.approx(0.5)  # 0.30 vs 0.20 after round 1
+    assert numbers["lift_exploration_new_products"]["lift"] == pytest.approx(0.5)  # 0.45 vs 0.30
+    for row in numbers.values():
+        assert row["low"] <= row["lift"] <= row["high"]
+    table = lift_table(numbers)
+    assert table["lift"].tolist() == ["learning (`greedy` over `static`)", "exploration (`picked` over `greedy`)"]
+    assert table.iloc[1, 2].startswith("+50.0% [")
+
+
+def test_no_injection_leaves_the_new_product_lifts_undefined():
+    numbers = lifts(three_arms([0, 1] * 10, [1, 1] * 10, [1, 2] * 10), seed=0, injected_round=-1)
+    assert np.isnan(numbers["lift_exploration_new_products"]["lift"]) and numbers["lift_exploration"]["lift"] == 0.5
 
 
 @pytest.mark.parametrize(
-    ("picked", "control", "won", "words"),
-    [([1, 2, 1, 2] * 50, [0, 1, 1, 0] * 50, True, "beats the greedy control on clicks: 1.500 vs 0.500"),
-     ([0, 1, 1, 0] * 50, [1, 2, 1, 2] * 50, False, "does not beat the greedy control on clicks: 0.500 vs 1.500"),
-     ([1], [0, 1], False, "not enough visits in both arms to compare")],
+    ("arms", "won", "words"),
+    [(([0, 1] * 50, [1, 1] * 50, [1, 2] * 50), True,
+      "learning: greedy beats the static model on clicks, 1.000 vs 0.500 per visit, lift +100.0%"),
+     (([0, 1] * 50, [1, 1] * 50, [1, 2] * 50), True,
+      "exploration: the picked policy beats greedy, 1.500 vs 1.000 per visit, lift +50.0% (95% bootstrap CI ["),
+     (([1, 1] * 50, [0, 1] * 50, [0, 1] * 50), False, "greedy does not beat the static model"),
+     (([0, 1] * 50, [1, 2] * 50, [0, 1] * 50), False,
+      "the picked policy does not beat greedy, 0.500 vs 1.500 per visit, lift -66.7%"),
+     (([0, 1] * 50, [1, 2] * 50, [1]), False, "not enough visits in every arm to compare")],
 )
-def test_the_verdict_compares_clicks_per_visit(picked, control, won, words):
-    frame = pd.DataFrame(visits("picked", picked) + visits("control", control))
-    result, sentence, numbers = verdict(frame, seed=0)
+def test_the_verdict_gives_the_value_of_learning_and_of_exploration(arms, won, words):
+    result, sentence = verdict(lifts(three_arms(*arms), seed=0, injected_round=-1))
     assert result is won and words in sentence
-    if numbers:
-        assert numbers["lift_ci95"][0] <= numbers["lift"] <= numbers["lift_ci95"][1]
+
+
+def test_the_demo_serves_three_arms_with_greedy_the_control_first():
+    arms = ab_arms(Arm("thompson", {"prior_strength": 3.0}))
+    assert arms == ("greedy=greedy@1.41421", "static=static@1", "picked=thompson,prior_strength=3@1")
+    served = ServeConfig(model="m", arms=arms).arm_configs()
+    assert [(a.name, a.policy) for a in served] == [("greedy", "greedy"), ("static", "static"), ("picked", "thompson")]
+    assert PICKED_SHARE == pytest.approx(1 / (2 + 2**0.5)) and ARM_WEIGHTS["greedy"] == pytest.approx(2**0.5)
+
+
+def test_a_sweep_that_picks_a_baseline_serves_its_best_exploring_trial():
+    lints = Arm("lints", {"scale": 0.1})
+    assert served_pick(SimpleNamespace(pick=Arm("greedy"), explorer=lints)) == lints
+    assert served_pick(SimpleNamespace(pick=lints, explorer=lints)) == lints
+    assert served_pick(SimpleNamespace(pick=Arm("greedy"), explorer=None)) == Arm("greedy")
 
 
 def test_the_arm_table_puts_the_control_first_with_wilson_intervals():
-    frame = pd.DataFrame(visits("picked", [1, 0, 2, 1]) + visits("control", [0, 0, 1, 1]))
+    frame = pd.DataFrame(visits("picked", [1, 0, 2, 1]) + visits("static", [0, 0, 0, 1])
+                         + visits("greedy", [0, 0, 1, 1]))
     table = arm_table(frame, k=10)
-    assert table["arm"].tolist() == ["control", "picked"]
+    assert table["arm"].tolist() == ["greedy", "static", "picked"]
     control = table.iloc[0]
     assert (control["visits"], control["clicks"], control["clicks/visit"], control["item CTR"]) == (4, 2, 0.5, 0.05)
     assert re.fullmatch(r"\[0\.\d{4}, 0\.\d{4}\]", control["item CTR 95% CI"])
 
 
 def test_new_item_ctr_is_nan_for_an_arm_that_never_showed_one():
-    frame = pd.DataFrame(visits("control", [1, 0], new_shown=0) + visits("picked", [1, 2], new_shown=2))
+    frame = pd.DataFrame(visits("greedy", [1, 0], new_shown=0) + visits("picked", [1, 2], new_shown=2))
     table = new_item_table(frame).set_index("arm")
-    assert np.isnan(table.loc["control", "CTR"])
+    assert np.isnan(table.loc["greedy", "CTR"])
     assert table.loc["picked", "new-item impressions"] == 4 and table.loc["picked", "CTR"] == 0.75  # (1 + 2) clicks of 4
 
 
@@ -87,32 +135,47 @@ def test_bad_demo_flags_name_the_flag(kwargs, message):
         DemoConfig(**kwargs)
 
 
-def test_each_sweep_trial_replays_the_traffic_one_ab_arm_gets():
-    assert QUICK.sweep_rounds == QUICK.rounds // 2 and FULL.sweep_rounds == FULL.rounds // 2
+def test_each_sweep_trial_replays_the_traffic_the_picked_arm_gets():
+    assert QUICK.sweep_batch == FULL.sweep_batch == 6  # 0.29 of 20 shoppers a round, over as many rounds
+    assert {"static", "greedy", "linucb", "lints"} <= set(QUICK.policies) and "softmax" in FULL.policies
+    assert QUICK.trials > len(QUICK.policies)  # each baseline once, each other policy at its defaults, then TPE
     assert DemoConfig(quick=True).budget is QUICK and DemoConfig().budget is FULL
 
 
-def test_the_report_records_the_wall_and_cpu_seconds_of_each_phase(tmp_path):
+def test_the_report_and_summary_give_the_three_arms_both_lifts_and_each_phase(tmp_path):
     from serendip.demo import QUICK
     from serendip.report import DemoOutcome, write_report
 
     rng = np.random.default_rng(0)
-    traffic = Traffic(visits=visits("control", rng.integers(0, 3, 60).tolist(), new_shown=1)
-                      + visits("picked", rng.integers(0, 3, 60).tolist(), new_shown=1),
-                      recommend_ms=[5.0, 7.0, 9.0], feedback_ms=[2.0, 3.0])
+    traffic = Traffic(visits=[v for arm in ("static", "greedy", "picked") for t in range(QUICK.rounds)
+                              for v in visits(arm, rng.integers(0, 3, 4).tolist(), new_shown=1, round=t)],
+                      recommend_ms=[5.0, 7.0, 9.0], feedback_ms=[2.0, 3.0], injected_round=QUICK.rounds // 3)
     (tmp_path / "sweep").mkdir()
-    swept = SimpleNamespace(pick=SimpleNamespace(label=lambda: "thompson(prior_strength=10)"), pick_value=12.5,
-                            report=tmp_path / "sweep" / "report.md",
-                            table=pd.DataFrame({"status": ["ok"], "arm": ["thompson(prior_strength=10)"], "regret": [12.5]}))
+    table = pd.DataFrame({"status": ["ok"] * 10, "policy": ["thompson"] * 8 + ["static", "greedy"],
+                          "arm": [f"thompson(prior_strength={i})" for i in range(8)] + ["static()", "greedy()"],
+                          "regret": np.arange(10.0)})
+    swept = SimpleNamespace(pick=Arm("greedy"), pick_value=10.5, explorer=Arm("thompson", {"prior_strength": 0.0}),
+                            explorer_value=12.5, report=tmp_path / "sweep" / "report.md", table=table)
     trained = SimpleNamespace(metrics=[{"epoch": 0, "loss": 2.0, "val_ndcg10": 0.05}], model_dir=tmp_path / "model",
                               stopped="max_steps")
     phases = {"simulate": {"wall_s": 0.1, "cpu_s": 0.1}, "ray start": {"wall_s": 8.0, "cpu_s": 6.5},
               "train": {"wall_s": 40.0, "cpu_s": 61.2}}
-    experiments = {"arms": [{"arm": "control", "impressions": 60, "ctr": 0.4, "ctr_ci95": [0.3, 0.5], "is_control": True}]}
+    experiments = {"arms": [{"arm": "greedy", "impressions": 60, "ctr": 0.4, "ctr_ci95": [0.3, 0.5], "is_control": True}]}
     outcome = DemoOutcome(run=tmp_path, config=DemoConfig(quick=True), budget=QUICK, trained=trained, swept=swept,
                           port=8123, traffic=traffic, experiments=experiments, phases=phases,
-                          world=SimpleNamespace(item_ids=np.arange(1, 51)))
+                          world=SimpleNamespace(item_ids=np.arange(1, 51)), picked=swept.explorer)
     path, _, _ = write_report(outcome)
+    report = path.read_text()
     assert ("- **Time per phase** (wall s / CPU s of the demo's processes): simulate 0.1/0.1, ray start 8/6.5, "
-            "train 40/61.2; total 48 s wall before the report.") in path.read_text()
-    assert json.loads((tmp_path / "summary.json").read_text())["phases"] == phases
+            "train 40/61.2; total 48 s wall before the report.") in report
+    assert ("`greedy()` (regret 10.5 in replay); it does not explore, so the A/B serves the best exploring trial, "
+            "`thompson(prior_strength=0)` (regret 12.5)") in report
+    assert "| static() |" in report and "| greedy() |" in report  # the baselines shown beyond the top 8
+    summary = json.loads((tmp_path / "summary.json").read_text())  # strict JSON: no NaN
+    assert summary["phases"] == phases
+    assert (summary["picked"], summary["sweep_pick"]) == ("thompson(prior_strength=0)", "greedy()")
+    assert list(summary["arms"]) == ["greedy", "static", "picked"]
+    assert summary["arms"]["picked"]["policy"] == "thompson(prior_strength=0)"
+    assert all(summary["arms"][a]["visits"] == 4 * QUICK.rounds for a in summary["arms"])
+    for name in ("lift_learning", "lift_exploration", "lift_learning_new_products", "lift_exploration_new_products"):
+        assert summary[name]["low"] <= summary[name]["lift"] <= summary[name]["high"], name

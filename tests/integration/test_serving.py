@@ -52,7 +52,8 @@ def served(tmp_path_factory, serve_port):
     root = tmp_path_factory.mktemp("serving")
     model, shop = build_model_and_shop(root)
     cfg = ServeConfig(
-        model=model, data=shop, state_dir=root / "state", arms=("control=greedy@1", "explore=epsilon_greedy,epsilon=0@1"),
+        model=model, data=shop, state_dir=root / "state",
+        arms=("control=greedy@1", "explore=epsilon_greedy,epsilon=0@1", "linear=linucb,alpha=0.1@1"),
         scorer_num_cpus=0.1, bandit_num_cpus=0.1, ingress_num_cpus=0.1, reward_window_s=WINDOW_S,
         # No snapshot during the module: a killed or redeployed bandit must rebuild everything from its WAL
         # (snapshot + tail replay is unit-tested in test_serving_state.py).
@@ -96,6 +97,35 @@ def test_recommend_then_feedback_shows_in_stats(served):
     arm_before = next(a for a in before["arms"] if a["arm"] == slate["policy"])
     assert arm["counts"]["feedback"] == arm_before["counts"]["feedback"] + 1
     assert arm["state"]["state"]["n_updates"] == arm_before["state"]["state"]["n_updates"] + 1
+
+
+def linear_arm(client) -> dict:
+    return next(a for a in client.get("/stats").json()["arms"] if a["arm"] == "linear")
+
+
+def test_a_linear_policy_learns_from_feedback_over_http(served):
+    """LinUCB on the model's embedding features (serving.retrieval builds them): clicks on the item
+    it ranks last move its posterior until that item leads the slate."""
+    _, client, _, _ = served
+    user = next(u for u in range(400, 500) if recommend(client, u, k=1)["policy"] == "linear")
+    candidates = list(range(20, 28))
+    first = recommend(client, user, candidates=candidates, k=len(candidates))
+    assert first["policy"] == "linear" and all(0 < i["propensity"] <= 1 for i in first["items"])
+    target = first["items"][-1]["item_id"]
+    before = linear_arm(client)
+    rows, slate = 0, first
+    for _ in range(8):
+        for item in slate["items"]:
+            reward = 1.0 if item["item_id"] == target else 0.0
+            assert feedback(client, slate["impression_id"], item["item_id"], reward=reward).status_code == 200
+            rows += 1
+        slate = recommend(client, user, candidates=candidates, k=len(candidates))
+        if slate["items"][0]["item_id"] == target:
+            break
+    after = linear_arm(client)
+    assert after["state"]["state"]["n_updates"] == before["state"]["state"]["n_updates"] + rows
+    assert after["counts"]["feedback"] == before["counts"]["feedback"] + rows
+    assert slate["items"][0]["item_id"] == target, [i["item_id"] for i in slate["items"]]
 
 
 def test_purchased_excluded_and_shop_items_embedded_at_start(served):
@@ -143,7 +173,7 @@ def test_experiments_report_each_arm(served):
         if user % 2:
             feedback(client, slate["impression_id"], slate["items"][0]["item_id"], reward=1.0)
     arms = client.get("/experiments").json()["arms"]
-    assert [a["arm"] for a in arms] == ["control", "explore"] and arms[0]["is_control"]
+    assert [a["arm"] for a in arms] == ["control", "explore", "linear"] and arms[0]["is_control"]
     for arm in arms:
         assert arm["impressions"] > 0 and arm["ctr_ci95"][0] <= arm["ctr"] <= arm["ctr_ci95"][1]
         assert 0.0 <= arm["p_value_vs_control"] <= 1.0
@@ -177,7 +207,7 @@ def test_reconfigure_changes_epsilon_live(served):
              == "explore"][:15]
     assert explored_share(client, users) < 0.1
     before = client.get("/stats").json()
-    cfg.arms = ("control=greedy@1", "explore=epsilon_greedy,epsilon=1@1")
+    cfg.arms = ("control=greedy@1", "explore=epsilon_greedy,epsilon=1@1", "linear=linucb,alpha=0.1@1")
     deploy(cfg)
     after = client.get("/stats").json()
     assert after["replica_started"] == before["replica_started"]  # no restart

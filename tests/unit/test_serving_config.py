@@ -47,3 +47,31 @@ def test_arm_specs_parse_and_round_trip_through_yaml_args():
 def test_bad_config_names_the_field(make, match):
     with pytest.raises(ServeConfigError, match=match):
         make()
+
+
+FLOOR_ZERO = (r"floor=0 lets a shown item log propensity 0 \(a Monte-Carlo estimate that missed it\), which the "
+              r"impression log refuses; set floor > 0 \(the policies' default is 0.001\) or leave it out$")
+
+
+@pytest.mark.parametrize(
+    ("make", "arm"),
+    [
+        (lambda: ArmConfig.parse("explore=thompson,floor=0@1"), "explore"),  # serendip serve --arms
+        (lambda: ServeConfig(model="m", arms=("control=greedy", "explore=softmax,temperature=0.1,floor=0.0")),
+         "explore"),
+        (lambda: ServeConfig(model="m", policy="thompson", policy_params={"floor": 0}), "thompson"),  # --policy-params
+        (lambda: ServeConfig.from_args({"model": "m", "arms": [{"name": "tuned", "policy": "lints",  # Serve YAML args
+                                                                 "params": {"scale": 0.1, "floor": 0}}]}), "tuned"),
+        (lambda: ArmConfig.from_value({"name": "live", "policy": "ucb1", "params": {"floor": 0.0}}), "live"),  # user_config
+    ],
+)
+def test_a_served_arm_with_floor_zero_is_refused_naming_the_arm_and_the_fix(make, arm):
+    with pytest.raises(ServeConfigError, match=f"^arm '{arm}': {FLOOR_ZERO}"):
+        make()
+
+
+def test_floor_zero_stays_valid_for_a_policy_that_is_not_served():
+    from recsys.policies import make_policy
+
+    assert make_policy("thompson", floor=0.0).floor == 0.0  # an off-policy target policy
+    assert ArmConfig("a", "thompson", {"floor": 1e-4}).params == {"floor": 1e-4}

@@ -10,6 +10,7 @@ from serving.experiments import (
     ArmCounts,
     assign_arm,
     experiment_report,
+    lift_interval,
     two_proportion_p_value,
     user_bucket,
     wilson_interval,
@@ -48,3 +49,17 @@ def test_report_gives_lift_against_the_first_arm():
     assert rows[1]["share_explored"] == 0.25
     assert 0 < rows[1]["p_value_vs_control"] < 1
     assert rows[1]["ctr_ci95"][0] < 0.15 < rows[1]["ctr_ci95"][1]
+
+
+def test_the_lift_and_its_bootstrap_interval():
+    treatment, control = np.array([1] * 60 + [0] * 40), np.array([1] * 50 + [0] * 50)
+    lift, low, high = lift_interval(treatment, control)
+    assert lift == pytest.approx(0.2)
+    assert low < 0.2 < high and high - low < 1.0
+    assert lift_interval(treatment, control, seed=3) != (lift, low, high)  # the seed is the bootstrap's
+    assert lift_interval(treatment, control) == (lift, low, high)
+
+
+@pytest.mark.parametrize(("treatment", "control"), [([1, 0], [1]), ([1], [1, 0]), ([1, 0], [0, 0])])
+def test_an_undefined_lift_is_nan(treatment, control):
+    assert all(np.isnan(lift_interval(treatment, control)))

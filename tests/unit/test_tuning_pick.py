@@ -11,7 +11,7 @@ from tuning.exploration import ExplorationSweepConfig
 from tuning.exploration_report import pick_best, trial_table, write_outputs
 from tuning.offline_objective import LogObjective, OfflineConfig
 from tuning.online_objective import SimulatorObjective
-from tuning.space import Arm
+from tuning.space import BASELINES, Arm
 from tuning.trials import TrialRecord, check_experiment_dir
 
 
@@ -35,6 +35,17 @@ def test_the_best_estimate_on_too_few_effective_samples_is_ranked_but_not_picked
     assert list(table["trial"]) == ["t0", "t2", "t1", "t3"]  # by lower bound, the failed trial last
     assert list(table["eligible"]) == [False, True, True, False]
     assert pick_best(table) == (Arm("softmax", {"temperature": 0.5}), 0.18, "")
+
+
+def test_the_best_exploring_trial_leaves_the_baselines_out():
+    objective = SimulatorObjective("world", None)
+    rows = [record("a", "greedy", {}, regret=200.0), record("s", "static", {}, regret=190.0),
+            record("b", "thompson", {"prior_strength": 3.0}, regret=250.0),
+            record("c", "lints", {"scale": 0.1}, regret=240.0)]
+    table = trial_table(rows, objective)
+    assert pick_best(table) == (Arm("static"), 190.0, "")
+    assert pick_best(table, exclude=BASELINES) == (Arm("lints", {"scale": 0.1}), 240.0, "")
+    assert pick_best(table.query("policy in @BASELINES"), exclude=BASELINES)[0] is None
 
 
 def test_online_regret_ranks_lowest_first():

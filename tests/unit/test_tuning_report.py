@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tuning.plots import Curve, plot_metric_by_epoch, plot_regret_over_time, plot_reward_vs_rate
+from tuning.plots import Curve, plot_metric_by_epoch, plot_regret_over_time, plot_reward_vs_rate, reward_lines
 from tuning.report import Report, markdown_table, write_report
 from tuning.serving_arm import arm_spec, snippet, user_config
 from tuning.space import Arm
@@ -18,12 +18,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _table() -> pd.DataFrame:
     rows = [
+        ("static", None, np.nan, 0.15, "ok"),
         ("greedy", None, np.nan, 0.20, "ok"),
         ("epsilon_greedy", "epsilon", 0.01, 0.22, "ok"),
         ("epsilon_greedy", "epsilon", 0.10, 0.30, "ok"),
         ("epsilon_greedy", "epsilon", 0.40, 0.25, "ok"),
         ("softmax", "temperature", 0.05, 0.27, "ok"),
         ("softmax", "temperature", 0.50, np.nan, "error"),
+        ("thompson", "prior_strength", 3.0, 0.26, "ok"),
     ]
     df = pd.DataFrame(rows, columns=["policy", "rate_name", "rate", "reward", "status"])
     df["reward_low"], df["reward_high"] = df["reward"] - 0.02, df["reward"] + 0.02
@@ -48,6 +50,18 @@ def test_plots_are_non_empty_pngs(tmp_path):
     for path in paths:
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
+def test_the_reward_plot_starts_the_epsilon_and_temperature_lines_from_greedy_at_rate_zero():
+    bands, lines = reward_lines(_table())
+    assert list(bands) == ["greedy (exploit only: rate 0)", "static (no parameter)"]
+    assert list(lines) == ["epsilon_greedy (epsilon)", "softmax (temperature)", "thompson (prior_strength)"]
+    eps = lines["epsilon_greedy (epsilon)"]
+    assert eps["rate"].tolist() == [0.0, 0.01, 0.10, 0.40] and eps["reward"].tolist() == [0.20, 0.22, 0.30, 0.25]
+    assert lines["softmax (temperature)"]["rate"].tolist() == [0.0, 0.05]  # the failed trial is not drawn
+    assert lines["thompson (prior_strength)"]["rate"].tolist() == [3.0]  # its zero is not greedy: no start point
+    _, without_greedy = reward_lines(_table().query("policy != 'greedy'"))
+    assert without_greedy["epsilon_greedy (epsilon)"]["rate"].tolist() == [0.01, 0.10, 0.40]
 
 
 def test_report_lists_failed_trials_with_their_error_and_links_plots(tmp_path):
