@@ -19,19 +19,30 @@ item ids, so ``item_features`` of a ``random`` log and a ``bts`` log are not int
 
 from __future__ import annotations
 
+import csv
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from recsys.data.io import validate_frame
+from recsys.data.validation import SchemaError, cast_column, cast_timestamp
 
 POLICIES = ("random", "bts")
 CAMPAIGNS = ("all", "men", "women")
 USER_FEATURES = tuple(f"user_feature_{i}" for i in range(4))
+LOG_COLUMNS = {"timestamp": None, "item_id": pa.int64(), "position": pa.int32(), "click": pa.float64(),
+               "propensity_score": pa.float64(), **dict.fromkeys(USER_FEATURES, pa.string())}
+"""Columns of a log file and their types (``timestamp``: zoned ISO-8601), besides ``user-item_affinity_<item>``."""
+CONTEXT_COLUMNS = {"item_id": pa.int64(), "item_feature_0": pa.float64(),
+                   **{f"item_feature_{i}": pa.string() for i in (1, 2, 3)}}
+"""Columns of ``item_context.csv`` and their types."""
+LAYOUT_FIX = "OBD files are comma-separated with a header row (see the dataset's README.md)"
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,53 @@ def log_paths(root: Path, policy: str, campaign: str) -> tuple[Path, Path]:
     return log, context
 
 
+def first_ragged_row(path: Path) -> tuple[int | None, str]:
+    """(data row from 0, what is wrong) of the first row whose field count is not the header's."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        rows = csv.reader(f)
+        width = len(next(rows))
+        bad = next(((i, len(r)) for i, r in enumerate(rows) if len(r) != width), None)
+    return (None, "rows with more or fewer fields than the header") if bad is None else \
+        (bad[0], f"{bad[1]} fields where the header has {width}")
+
+
+def read_obd_csv(path: Path, columns: dict[str, pa.DataType | None]) -> pa.Table:
+    """One OBD CSV as Arrow with ``columns`` present and cast, or a SchemaError naming file, column, row and fix."""
+    ragged = []
+    options = pcsv.ParseOptions(invalid_row_handler=lambda row: ragged.append(row) or "skip")
+    strings = {name: pa.string() for name, kind in columns.items() if kind == pa.string()}
+    try:
+        table = pcsv.read_csv(path, parse_options=options, convert_options=pcsv.ConvertOptions(column_types=strings))
+    except pa.ArrowInvalid as err:
+        raise SchemaError(str(path), f"not a readable CSV file ({err})", LAYOUT_FIX) from None
+    if ragged:
+        row, problem = first_ragged_row(path)
+        raise SchemaError(str(path), problem, LAYOUT_FIX, row=row)
+    names = table.column_names
+    missing = [name for name in columns if name not in names]
+    if missing:
+        others = [name for name in names if name not in columns]
+        raise SchemaError(str(path), f"missing column {missing[0]!r}{column_hint(missing[0], others)}", LAYOUT_FIX)
+    if table.num_rows == 0:
+        raise SchemaError(str(path), "has a header but no rows", "an OBD file needs at least one data row")
+    for name, kind in columns.items():
+        if kind is None:
+            table = table.set_column(names.index(name), name, cast_timestamp(table[name], name, str(path)))
+        elif kind != pa.string():
+            table = table.set_column(names.index(name), name, cast_column(table[name], pa.field(name, kind), str(path)))
+    return table
+
+
+def column_hint(name: str, names: list[str]) -> str:
+    """Why a column may be missing: a file with another delimiter, or a near miss among the unexpected ``names``."""
+    if len(names) == 1:
+        sep = next((s for s in (";", "\t", "|") if s in names[0]), None)
+        if sep:
+            return f" (the header is one field with {sep!r} in it: is the file {sep!r}-separated?)"
+    near = difflib.get_close_matches(name, names, n=1)
+    return f" (is {near[0]!r} a misspelling?)" if near else ""
+
+
 def item_feature_matrix(context: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     """``item_feature_0`` and one-hot ``item_feature_1..3``, rows ordered by item id."""
     context = context.sort_values("item_id")
@@ -88,10 +146,11 @@ def load_obd(root: str | os.PathLike, policy: str = "random", campaign: str = "a
     [0, 1], positions >= 0). See the module docstring for the mapping.
     """
     log_path, context_path = log_paths(Path(root), policy, campaign)
-    log = pcsv.read_csv(log_path).to_pandas()
-    context = pcsv.read_csv(context_path).to_pandas()
+    context = read_obd_csv(context_path, CONTEXT_COLUMNS).to_pandas()
     item_features, names = item_feature_matrix(context)
     n_items = len(context)
+    affinity_columns = {f"user-item_affinity_{i}": pa.float64() for i in range(n_items)}
+    log = read_obd_csv(log_path, {**LOG_COLUMNS, **affinity_columns}).to_pandas()
     users = log[list(USER_FEATURES)].astype(str)
     user_id = pd.util.hash_pandas_object(users, index=False).to_numpy() & np.uint64(2**63 - 1)
     row = log.iloc[:, 0]
@@ -113,7 +172,7 @@ def load_obd(root: str | os.PathLike, policy: str = "random", campaign: str = "a
         raise ValueError(f"{log_path}: column 'item_id' row {first}: {impressions['item_id'][first]} is not "
                          f"in {context_path} (items 0..{n_items - 1}); use the item_context.csv of the same folder")
     codes = np.stack([pd.factorize(users[name], sort=True)[0] for name in USER_FEATURES], axis=1)
-    affinity = log[[f"user-item_affinity_{i}" for i in range(n_items)]].to_numpy(dtype=np.float64)
+    affinity = log[list(affinity_columns)].to_numpy(dtype=np.float64)
     return ObdLog(impressions=impressions, user_features=codes.astype(np.int64), affinity=affinity,
                   item_features=item_features, item_feature_names=names, n_items=n_items,
                   n_positions=int(impressions["position"].max()) + 1)

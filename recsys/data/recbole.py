@@ -40,25 +40,61 @@ CATEGORY_FIELDS = ("category", "categories", "class", "genre", "genres")
 PLAIN_INTEGER = r"-?(0|[1-9][0-9]{0,17})"
 
 
-def read_atomic(path: Path) -> pa.Table:
-    """One atomic file as Arrow: columns named without their type, text as strings, floats as float64."""
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().rstrip("\r\n").split("\t")
+FORMAT_FIX = "RecBole atomic files are UTF-8, tab-separated, one value per header field"
+
+
+def read_header(path: Path) -> tuple[list[str], list[str]]:
+    """Field names and RecBole types of the header row, or a SchemaError saying what is wrong with it."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            header = f.readline().rstrip("\r\n").split("\t")
+    except UnicodeDecodeError as err:
+        raise SchemaError(str(path), f"not UTF-8 text ({err.reason} at byte {err.start})",
+                          "re-encode it, e.g. iconv -f latin1 -t utf-8") from None
+    if len(header) == 1 and ("," in header[0] or ";" in header[0]):
+        raise SchemaError(str(path), f"the header {header[0]!r} is one field: the file is not tab-separated",
+                          FORMAT_FIX)
     names, kinds = [], []
     for field in header:
         name, _, kind = field.rpartition(":")
         if kind not in ATOMIC_TYPES or not name:
             raise SchemaError(str(path), f"header field {field!r} has no RecBole type",
                               "write header fields as name:type, type one of " + ", ".join(ATOMIC_TYPES))
+        if name in names:
+            raise SchemaError(str(path), f"header field {name!r} appears twice", "keep one field of each name")
         names.append(name)
         kinds.append(kind)
-    table = pcsv.read_csv(
-        path,
-        read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
-        parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False),
-        convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                            strings_can_be_null=True, null_values=[""]),
-    )
+    return names, kinds
+
+
+def first_ragged_line(path: Path, width: int) -> tuple[int | None, str]:
+    """(data row from 0, what is wrong) of the first row without ``width`` tab-separated fields."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        next(f)
+        bad = next(((i, line.rstrip("\r\n").count("\t") + 1) for i, line in enumerate(f)
+                    if line.strip("\r\n") and line.rstrip("\r\n").count("\t") + 1 != width), None)
+    return (None, "rows with more or fewer fields than the header") if bad is None else \
+        (bad[0], f"{bad[1]} tab-separated fields where the header has {width}")
+
+
+def read_atomic(path: Path) -> pa.Table:
+    """One atomic file as Arrow: columns named without their type, text as strings, floats as float64."""
+    names, kinds = read_header(path)
+    ragged = []
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
+            parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False,
+                                            invalid_row_handler=lambda row: ragged.append(row) or "skip"),
+            convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                strings_can_be_null=True, null_values=[""]),
+        )
+    except pa.ArrowInvalid as err:
+        raise SchemaError(str(path), f"not a readable atomic file ({err})", FORMAT_FIX) from None
+    if ragged:
+        row, problem = first_ragged_line(path, len(names))
+        raise SchemaError(str(path), problem, FORMAT_FIX, row=row)
     for i, (name, kind) in enumerate(zip(names, kinds, strict=True)):
         if kind == "float":
             table = table.set_column(i, name, cast_column(table[name], pa.field(name, pa.float64()), str(path)))
@@ -153,7 +189,9 @@ def load_recbole(path_prefix: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataF
     known = () if item is None else item["item_id"].to_numpy(dtype=object)
     item_ids = token_ids(np.concatenate([item_tokens, np.asarray(known, dtype=object)]))
     rest = [name for name in inter.column_names if name not in ("user_id", "item_id", "rating", "timestamp")]
-    column = {name: inter[name].to_numpy() for name in numeric}
+    # Read as numbers whatever type the header declares: a rating:token of "5" is still a rating.
+    column = {name: cast_column(inter[name], pa.field(name, pa.float64()), str(inter_path)).to_numpy()
+              for name in numeric}
     events = events_from_ratings(lookup(user_ids, user_tokens), lookup(item_ids, item_tokens),
                                  column.get("rating"), column.get("timestamp"))
     for name in rest:
