@@ -3,9 +3,12 @@
 Sources of truth: ``cluster/kuberay/raycluster.yaml`` (the cluster's shape: head, CPU and GPU worker
 groups, image, secrets, shared volume) and ``serving/config.yaml`` (the Serve app). ``write`` renders
 the training RayJob, the sweep RayJob and the RayService from them, so that a RayService's
-``serveConfigV2`` is exactly ``serving/config.yaml`` and every manifest runs the same cluster.
+``serveConfigV2`` is ``serving/config.yaml`` with its relative paths moved onto the shared volume
+(``CLUSTER_SERVE_PATHS``) and every manifest runs the same cluster.
 ``check`` verifies every manifest, the ``ray up`` YAML and the Dockerfile: the fields KubeRay requires,
-the Ray version in every ``rayVersion`` and image tag against ``pyproject.toml``, and no secret values.
+the Ray version in every ``rayVersion`` and image tag against ``pyproject.toml``, no secret values, and
+that the bandit's ``state_dir`` (WAL, snapshots, impression log) is on shared storage that outlives a pod
+or node: an absolute path on a mounted PersistentVolumeClaim, an NFS mount for ``ray up``, no spot nodes.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ JOBS: dict[str, str] = {
         "--trials 16 --workers-per-trial 1 --address auto"
     ),
 }
+
+
+SHARED_MOUNT = "/mnt/serendip"
+"""Where every pod and node mounts the shared volume (kuberay/storage.yaml; the ray up YAML's NFS mount)."""
+CLUSTER_SERVE_PATHS = {"model": f"{SHARED_MOUNT}/models/minilm", "data": f"{SHARED_MOUNT}/shop",
+                       "state_dir": f"{SHARED_MOUNT}/serve-state"}
+"""The RayService's paths for serving/config.yaml's relative (laptop) ones: a pod's own disk dies with it."""
+SHARED_VOLUME_KINDS = ("persistentVolumeClaim", "nfs")
 
 
 def pinned_ray_version(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> str:
@@ -157,9 +168,54 @@ def manifest_problems(where: str, doc: dict, ray_version: str) -> list[str]:
         problems.append(f"{where}: spec.entrypoint is required")
     if kind == "RayService":
         problems += serve_config_problems(where, spec.get("serveConfigV2"))
+        problems += state_dir_problems(where, spec.get("serveConfigV2"), spec.get("rayClusterConfig"))
     problems += cluster_spec_problems(where, cluster_spec(doc), ray_version)
     problems += [f"{where}: image {img!r} is not tagged with Ray {ray_version}"
                  for img in images(doc) if ray_version not in img]
+    return problems
+
+
+def cluster_serve_config(text: str) -> str:
+    """serving/config.yaml for the cluster: each relative ``model``/``data``/``state_dir`` arg -> the shared volume.
+
+    Edits the text line by line, so the file's comments survive into serveConfigV2.
+    """
+    def absolute(match: re.Match) -> str:
+        indent, key, value = match.groups()
+        return match.group(0) if value.startswith("/") or "://" in value else f"{indent}{key}: {CLUSTER_SERVE_PATHS[key]}"
+
+    return re.sub(r"^( +)(model|data|state_dir): *(\S+) *$", absolute, text, flags=re.MULTILINE)
+
+
+def _shared_mounts(group: dict) -> list[str]:
+    """mountPaths of a pod group's containers that are backed by a PVC or NFS volume."""
+    spec = (group.get("template") or {}).get("spec") or {}
+    shared = {v.get("name") for v in spec.get("volumes") or [] if any(k in v for k in SHARED_VOLUME_KINDS)}
+    return [m["mountPath"] for c in spec.get("containers") or [] for m in c.get("volumeMounts") or []
+            if m.get("name") in shared and m.get("mountPath")]
+
+
+def state_dir_problems(where: str, text: Any, spec: Any) -> list[str]:
+    """Each application's ``state_dir`` must be absolute and on a shared volume that every pod group mounts."""
+    if not isinstance(text, str) or not isinstance(spec, dict):
+        return []
+    problems = []
+    groups = {"headGroupSpec": spec.get("headGroupSpec") or {}}
+    groups.update({f"workerGroupSpecs[{g.get('groupName')}]": g for g in spec.get("workerGroupSpecs") or []})
+    for app in (yaml.safe_load(text) or {}).get("applications") or []:
+        state_dir = str(((app or {}).get("args") or {}).get("state_dir", "runs/serve-state"))
+        name = f"{where}: application {app.get('name')!r} state_dir {state_dir!r}"
+        if not state_dir.startswith("/"):
+            problems.append(f"{name} is relative, so the bandit's WAL and snapshots land on a pod's ephemeral "
+                            f"disk and die with it; set an absolute path on the shared volume, e.g. "
+                            f"{CLUSTER_SERVE_PATHS['state_dir']}")
+            continue
+        for label, group in groups.items():
+            mounts = _shared_mounts(group)
+            if not any(state_dir == m or state_dir.startswith(m.rstrip("/") + "/") for m in mounts):
+                problems.append(f"{name} is not on a PersistentVolumeClaim or NFS volume mounted in {label} "
+                                f"(shared mounts: {', '.join(mounts) or 'none'}); mount the serendip-shared "
+                                f"claim (kuberay/storage.yaml) there or move state_dir under such a mount")
     return problems
 
 
@@ -186,6 +242,27 @@ def ray_up_problems(config: dict, ray_version: str) -> list[str]:
     node_types = config.get("available_node_types") or {}
     if not any("gpu" in json.dumps(t.get("docker", {})) for t in node_types.values()):
         problems.append("ray up: needs a GPU worker node type (a gpu worker_image)")
+    return problems + ray_up_storage_problems(config)
+
+
+def ray_up_storage_problems(config: dict) -> list[str]:
+    """The bandit's state needs a filesystem every node shares, and nodes that are not reclaimed under it."""
+    problems = []
+    commands = " ".join(str(c) for c in config.get("initialization_commands") or [])
+    if not re.search(rf"mount -t nfs4?\b[^;&|]*\s{re.escape(SHARED_MOUNT)}\b", commands):
+        problems.append(f"ray up: initialization_commands must mount a shared filesystem (EFS or NFS) at "
+                        f"{SHARED_MOUNT}: every node's own disk is lost with the node, and the bandit's state_dir, "
+                        f"the models and the shop must be on storage all nodes see")
+    run_options = " ".join((config.get("docker") or {}).get("run_options") or [])
+    if f"-v {SHARED_MOUNT}:{SHARED_MOUNT}" not in run_options:
+        problems.append(f"ray up: docker.run_options must bind the shared filesystem into the container "
+                        f"(-v {SHARED_MOUNT}:{SHARED_MOUNT})")
+    for name, node_type in (config.get("available_node_types") or {}).items():
+        market = ((node_type.get("node_config") or {}).get("InstanceMarketOptions") or {}).get("MarketType")
+        if market == "spot":
+            problems.append(f"ray up: node type {name!r} uses spot instances; Serve may place the bandit replica "
+                            f"there, and a reclaimed node drops its unflushed feedback and impressions in flight; "
+                            f"use on-demand instances (remove InstanceMarketOptions)")
     return problems
 
 
@@ -232,7 +309,7 @@ def render_rayjob(name: str, entrypoint: str, cluster: dict) -> dict:
 
 
 def render_rayservice(cluster: dict, serve_config_text: str) -> dict:
-    """A RayService whose serveConfigV2 is ``serve_config_text`` verbatim, on a cluster shaped like ``cluster``."""
+    """A RayService running ``serve_config_text`` with its relative paths on the shared volume, on ``cluster``'s shape."""
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
@@ -240,7 +317,7 @@ def render_rayservice(cluster: dict, serve_config_text: str) -> dict:
         "spec": {
             # Bandit state lives on the shared volume, so a whole-cluster upgrade loses nothing.
             "upgradeStrategy": {"type": "NewCluster"},
-            "serveConfigV2": serve_config_text,
+            "serveConfigV2": cluster_serve_config(serve_config_text),
             "rayClusterConfig": copy.deepcopy(cluster["spec"]),
         },
     }
