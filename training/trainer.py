@@ -24,6 +24,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from recsys.model import check_base
 from training.checkpoints import MODEL_DIR
 from training.config import TrainConfig
+from training.local_ray import init_ray
 from training.loop import train_loop
 from training.prepare import Prepared, prepare
 
@@ -55,7 +56,7 @@ def connect() -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init()
     else:
-        ray.init(include_dashboard=True, dashboard_host="127.0.0.1")
+        init_ray()
 
 
 def check_cluster(cfg: TrainConfig) -> None:

@@ -10,6 +10,8 @@ import math
 
 import ray
 
+from training.local_ray import init_ray
+
 TRAIN_DRIVER = "TRAIN_DRIVER"
 """Custom resource a Train-driving trial holds instead of a CPU."""
 
@@ -24,8 +26,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
         return
-    ray.init(num_cpus=num_cpus, resources={TRAIN_DRIVER: 4}, include_dashboard=True,
-             dashboard_host="127.0.0.1")
+    init_ray(num_cpus=num_cpus, resources={TRAIN_DRIVER: 4})
 
 
 def trial_driver_resources() -> dict[str, float]:

@@ -26,14 +26,15 @@ def metrics_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def ray_session(metrics_port):
+def ray_session(metrics_port, tmp_path_factory):
     import ray
 
-    ray.init(
+    from training.local_ray import init_ray
+
+    init_ray(
+        state_dir=tmp_path_factory.mktemp("ray-state"),
         num_cpus=2,
         resources={"TRAIN_DRIVER": 4},
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
         dashboard_port=free_port(),
         log_to_driver=False,
         _metrics_export_port=metrics_port,
