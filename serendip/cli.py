@@ -17,6 +17,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("evaluate",): "recsys.ope.evaluate:EvaluateConfig:evaluate",
     ("serve",): "serving.app:ServeConfig:serve_main",
     ("train",): "training.trainer:TrainConfig:train",
+    ("retrain",): "training.trainer:RetrainConfig:retrain",
     ("tune", "hparams"): "tuning.hparams:HparamSweepConfig:tune_hparams",
     ("tune", "exploration"): "tuning.exploration:ExplorationSweepConfig:tune_exploration",
     ("submit",): "cluster.submit:SubmitConfig:submit",

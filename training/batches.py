@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from recsys.model import TwoTower
 from recsys.model.losses import click_bce_loss, in_batch_negatives, sampled_softmax_loss
@@ -79,6 +80,8 @@ class Batch:
     """(B,) each example's candidate column."""
     label: torch.Tensor
     """(B,) 1 = positive, 0 = shown without a click."""
+    weight: torch.Tensor
+    """(B,) BCE weight of each example (inverse propensity for a logged non-click, else 1)."""
     exclude: torch.Tensor
     """(B, U) True where a candidate may not be a negative for that row (in its history, or not a positive item)."""
 
@@ -90,6 +93,7 @@ def make_batch(frame: pd.DataFrame, data: RunData, cfg: TrainConfig, rng: np.ran
     """Build a step's tensors from rows of the examples table."""
     rows = data.rows_of(data.item_ids, frame["item_id"].to_numpy(np.int64))
     label = frame["label"].to_numpy(np.int64)
+    weight = frame["weight"].to_numpy(np.float32) if "weight" in frame else np.ones(len(frame), np.float32)
     hist_rows, hist_events, hist_mask = data.history.gather(
         frame["user_id"].to_numpy(np.int64), cfg.history_len, positions=frame["pos"].to_numpy(np.int64),
         mode=cfg.history_mode, drop=cfg.history_drop, rng=rng,
@@ -108,7 +112,7 @@ def make_batch(frame: pd.DataFrame, data: RunData, cfg: TrainConfig, rng: np.ran
         return torch.as_tensor(a, dtype=dtype, device=device)
 
     return Batch(t(hist_rows), t(hist_items), t(hist_slots.reshape(hist_rows.shape)), t(hist_events),
-                 t(hist_mask, torch.bool), t(candidates), t(column), t(label), t(exclude, torch.bool))
+                 t(hist_mask, torch.bool), t(candidates), t(column), t(label), t(weight, torch.float32), t(exclude, torch.bool))
 
 
 def batch_loss(model, core: TwoTower, batch: Batch, cache: TextCache, data: RunData, cfg: TrainConfig,
@@ -154,7 +158,11 @@ def _bce(logits: torch.Tensor, bias: torch.Tensor, batch: Batch, cfg: TrainConfi
     rows = torch.arange(len(batch), device=logits.device)
     own = logits[rows, batch.column] + bias
     if (batch.label == 0).any():
-        return click_bce_loss(own, batch.label, cfg.pos_weight)
+        # click_bce_loss plus per-example weights (the IPS weights of logged non-clicks, training.served;
+        # 1 elsewhere); recsys.model.losses could take a weight argument and serve both.
+        pos_weight = torch.tensor(float(cfg.pos_weight), dtype=own.dtype, device=own.device)
+        return F.binary_cross_entropy_with_logits(own, batch.label.to(own.dtype), weight=batch.weight.to(own.dtype),
+                                                  pos_weight=pos_weight)
     neg_rows, neg_cols = in_batch_negatives(batch.column, logits.shape[1], cfg.neg_ratio, batch.exclude, generator)
     scores = torch.cat([own, logits[neg_rows, neg_cols] + bias])
     labels = torch.cat([torch.ones_like(own), torch.zeros(len(neg_rows), device=logits.device)])

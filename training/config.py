@@ -107,9 +107,25 @@ class TrainConfig:
     """Testing hook: raise once in this epoch (first attempt only, marker file in storage) to exercise restarts."""
     extra: dict[str, str] = field(default_factory=dict)
     """Free-form notes recorded in serendip.json (e.g. the benchmark that made the model)."""
+    impressions: Path | None = None
+    """Served impression log to learn from (serving's <state_dir>/impressions, or one impressions file):
+    rewarded rows become positives, unrewarded slate items negatives."""
+    catalog: Path | None = None
+    """Products added through PUT /items (serving's <state_dir>/catalog); None = the log folder's
+    sibling <state_dir>/catalog when it exists."""
+    init_from: str = ""
+    """Model directory to warm-start from: its encoder, towers and the ID vectors of items it knows ("" = --base)."""
+    ipw: bool = True
+    """Weight each logged non-click by its clipped inverse propensity (self-normalised), undoing the logging
+    policy's bias towards what it already liked."""
+    ipw_clip: float = 10.0
+    """Largest inverse-propensity weight of a logged non-click (bounds the variance)."""
 
     def __post_init__(self) -> None:
         self.data, self.out = Path(self.data), Path(self.out)
+        self.impressions = None if self.impressions in (None, "") else Path(self.impressions)
+        self.catalog = None if self.catalog in (None, "") else Path(self.catalog)
+        self.init_from = str(self.init_from or "")
         self.positive_events = tuple(self.positive_events)
         at_least_one = ("workers", "epochs", "batch_size", "history_len", "dim", "user_layers", "log_every",
                         "max_text_len", "timeout_s")
@@ -121,7 +137,7 @@ class TrainConfig:
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise TrainConfigError(f"--{name.replace('_', '-')}={getattr(self, name)}: must be >= 0")
-        for name in ("lr", "bert_lr", "temperature", "cpus_per_worker"):
+        for name in ("lr", "bert_lr", "temperature", "cpus_per_worker", "ipw_clip"):
             if not getattr(self, name) > 0:
                 raise TrainConfigError(f"--{name.replace('_', '-')}={getattr(self, name)}: must be > 0")
         for name in ("warmup", "history_drop", "id_dropout", "dropout", "cold_frac"):
@@ -153,6 +169,14 @@ class TrainConfig:
         return str(Path(self.storage_path or "runs/training").expanduser().resolve())
 
     @property
+    def catalog_dir(self) -> Path | None:
+        """Where products added through PUT /items are: ``catalog``, else ``<impressions>/../catalog`` if present."""
+        if self.catalog is not None or self.impressions is None:
+            return self.catalog
+        sibling = self.impressions.parent / "catalog"
+        return sibling if self.impressions.is_dir() and sibling.is_dir() else None
+
+    @property
     def history_mode(self) -> str:
         """Training histories: earlier events for leave-one-out, all other events otherwise."""
         return "before" if self.protocol == "loo" else "others"
@@ -170,6 +194,8 @@ class TrainConfig:
         """JSON-ready dict (paths as strings) that :meth:`from_dict` inverts; what workers receive."""
         out = asdict(self)
         out["data"], out["out"] = str(self.data), str(self.out)
+        for name in ("impressions", "catalog"):
+            out[name] = None if out[name] is None else str(out[name])
         out["positive_events"] = list(self.positive_events)
         return out
 
@@ -178,3 +204,90 @@ class TrainConfig:
         """Inverse of :meth:`to_dict`; ignores keys a Tune search adds that are not fields."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+RUN_SETTINGS = ("epochs", "max_steps", "lr", "bert_lr", "batch_size", "workers", "gpu", "cpus_per_worker",
+                "storage_path", "seed", "timeout_s", "log_every")
+"""RetrainConfig fields that set the new run; every other training setting is the parent run's."""
+ARCHITECTURE = ("dim", "max_text_len", "train_layers", "id_embeddings", "id_dropout", "history_len", "user_layers",
+                "dropout", "temperature")
+"""TrainConfig fields that must equal the parent model's TwoTowerConfig for its weights to load."""
+NOT_INHERITED = ("data", "out", "base", "name", "threads", "inject_failure_epoch", "extra", "impressions", "catalog",
+                 "init_from", "ipw", "ipw_clip")
+"""TrainConfig fields a retraining neither inherits nor takes from RetrainConfig (set per run or by default)."""
+
+
+@dataclass(kw_only=True)
+class RetrainConfig:
+    """Retrain a served model on its impression log plus the shop's history, warm-started, as a new model version.
+
+    The architecture and training recipe (loss, negatives, protocol, ...) are the parent model's, read from
+    its serendip.json; the flags below set the new run.
+    """
+
+    model: Path
+    """The served model directory to start from (its weights, architecture and training recipe)."""
+    logs: Path
+    """Served impression log: serving's <state_dir>/impressions (a folder of Parquet parts) or one impressions file."""
+    data: Path
+    """The shop folder (items and events tables) whose history trains next to the log."""
+    out: Path
+    """Model directory to write: the new version (not --model itself)."""
+    catalog: Path | None = None
+    """Products added through PUT /items: serving's <state_dir>/catalog (None = <logs>/../catalog when present)."""
+    ipw: bool = True
+    """Weight each logged non-click by its clipped, self-normalised inverse propensity (off: weight 1)."""
+    ipw_clip: float = 10.0
+    """Largest inverse-propensity weight of a logged non-click."""
+    epochs: int = 2
+    """Passes over the interactions (the parent's weights already know the shop)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps in total (0 = no cap)."""
+    lr: float = 0.0
+    """Learning rate of the towers (0 = the parent run's)."""
+    bert_lr: float = 0.0
+    """Learning rate of the fine-tuned BERT layers (0 = the parent run's)."""
+    batch_size: int = 0
+    """Interactions per step per worker (0 = the parent run's)."""
+    workers: int = 1
+    """Ray Train workers (data-parallel replicas)."""
+    gpu: bool = False
+    """One GPU per worker (nccl + bf16 autocast); otherwise CPU with gloo."""
+    cpus_per_worker: float = 1.0
+    """CPUs Ray reserves per worker."""
+    storage_path: str = ""
+    """Where Ray Train keeps checkpoints ("" = runs/training under the current dir)."""
+    name: str = ""
+    """Run name ("" = retrain-<out folder name>); a run that trained on other inputs is never resumed."""
+    seed: int = 0
+    """Seed of the split, the new ID vectors, the shuffling and the sampling."""
+    timeout_s: int = 600
+    """Collective-communication timeout (gloo/nccl)."""
+    log_every: int = 50
+    """Print a progress line every this many steps."""
+
+    def __post_init__(self) -> None:
+        self.model, self.logs, self.data, self.out = Path(self.model), Path(self.logs), Path(self.data), Path(self.out)
+        self.catalog = None if self.catalog in (None, "") else Path(self.catalog)
+        if self.out.resolve() == self.model.resolve():
+            raise TrainConfigError(f"--out={self.out}: is --model itself; write the new version to a new folder")
+        if not self.ipw_clip > 0:
+            raise TrainConfigError(f"--ipw-clip={self.ipw_clip}: must be > 0")
+
+    def train_config(self) -> TrainConfig:
+        """The TrainConfig of this retraining: the parent's recipe and architecture, this config's run settings."""
+        from recsys.model.manifest import read_manifest
+
+        manifest = read_manifest(self.model)
+        own = {f.name for f in dataclasses.fields(TrainConfig)} - set(RUN_SETTINGS) - set(NOT_INHERITED)
+        recipe = {k: v for k, v in (manifest.get("train_config") or {}).items() if k in own}
+        recipe.update({k: manifest["model_config"][k] for k in ARCHITECTURE if k in manifest["model_config"]})
+        run = {k: getattr(self, k) for k in RUN_SETTINGS}
+        for k in ("lr", "bert_lr", "batch_size"):  # 0 = the parent run's (TrainConfig's default if it left none)
+            if not run[k]:
+                run.pop(k)
+                if k in (manifest.get("train_config") or {}):
+                    run[k] = manifest["train_config"][k]
+        return TrainConfig(**recipe, **run, data=self.data, out=self.out, base=str(self.model),
+                           name=self.name or f"retrain-{self.out.name}", impressions=self.logs, catalog=self.catalog,
+                           init_from=str(self.model), ipw=self.ipw, ipw_clip=self.ipw_clip)

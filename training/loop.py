@@ -29,6 +29,7 @@ from training.config import TrainConfig
 from training.run_data import RunData
 from training.session import LocalSession, RaySession, Session
 from training.validation import validate
+from training.warm_start import warm_start
 
 FAILURE_MARKER = "injected_failure.marker"
 
@@ -83,7 +84,8 @@ def _start(cfg: TrainConfig, data: RunData, session: Session) -> tuple[TwoTower,
     torch.manual_seed(cfg.seed)
     with session.latest_checkpoint() as checkpoint:
         if checkpoint is None:
-            core = TwoTower.from_base(cfg.model_config(), item_ids=data.train_item_ids)
+            core = (warm_start(cfg.init_from, cfg.model_config(), data.train_item_ids) if cfg.init_from
+                    else TwoTower.from_base(cfg.model_config(), item_ids=data.train_item_ids))
             state = {"epochs_done": 0, "global_step": 0, "best": -math.inf, "best_epoch": -1, "bad_epochs": 0,
                      "history": []}
         else:
@@ -126,7 +128,7 @@ def _setup(config: dict, session: Session | None) -> tuple[Run, dict]:
         from training.prepare import prepare
 
         prepared = prepare(cfg)
-        config = {**config, "prepared": prepared.uri, "fingerprint": prepared.fingerprint}
+        config = {**config, "prepared": prepared.uri, "fingerprint": prepared.fingerprint, "lineage": prepared.lineage}
     session = session or default_session(config, cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -230,7 +232,7 @@ def _report(run: Run, state: dict, metrics: dict, calibrator, item_vecs) -> None
     core.calibrator = calibrator or core.calibrator
     manifest = {"base_model": core.manifest.get("base_model") or resolve_base(core.config.base),
                 "data_fingerprint": run.config.get("fingerprint", ""), "metrics": metrics, "epoch": metrics["epoch"],
-                "train_config": run.cfg.to_dict()}
+                "train_config": run.cfg.to_dict(), "run_name": run.cfg.run_name, **run.config.get("lineage", {})}
     with tempfile.TemporaryDirectory(prefix="serendip-ckpt-") as tmp:
         save_checkpoint(Path(tmp), core, run.optimizer, state, ItemTable(run.data.item_ids, item_vecs), manifest)
         run.session.report(metrics, Path(tmp))

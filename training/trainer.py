@@ -2,8 +2,10 @@
 
 ``TorchTrainer`` + ``ScalingConfig(num_workers, use_gpu)`` (gloo on CPU, nccl on GPU), the
 examples as a Ray Dataset read from Parquet, checkpoints in ``storage_path`` (local or cloud),
-automatic resume when a run with the same name exists, and ``FailureConfig(max_failures)``
-restarts from the latest checkpoint. Every input problem is raised before a worker starts.
+automatic resume when a run with the same name and inputs exists (other inputs are refused, see
+``training.prepare``), and ``FailureConfig(max_failures)`` restarts from the latest checkpoint.
+Every input problem is raised before a worker starts. ``retrain`` is ``train`` on a served log,
+warm-started from the served model (``training.config.RetrainConfig``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from recsys.model import check_base
 from training.checkpoints import MODEL_DIR
-from training.config import TrainConfig
+from training.config import RetrainConfig, TrainConfig
 from training.local_ray import init_ray
 from training.loop import train_loop
 from training.prepare import Prepared, prepare
@@ -90,7 +92,8 @@ def build_trainer(cfg: TrainConfig, *, callbacks=None, name: str | None = None, 
     per_worker = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.gpu else {})}
     return TorchTrainer(
         train_loop,
-        train_loop_config={**cfg.to_dict(), "prepared": prepared.uri, "fingerprint": prepared.fingerprint},
+        train_loop_config={**cfg.to_dict(), "prepared": prepared.uri, "fingerprint": prepared.fingerprint,
+                           "lineage": prepared.lineage},
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpu, resources_per_worker=per_worker),
         torch_config=TorchConfig(backend="nccl" if cfg.gpu else "gloo", timeout_s=cfg.timeout_s),
         run_config=RunConfig(
@@ -146,3 +149,8 @@ def train(cfg: TrainConfig) -> int:
     print(json.dumps({"model_dir": str(result.model_dir), "run_path": result.run_path, "stopped": result.stopped,
                       "best": {k: result.best.get(k) for k in keep}}, default=float), flush=True)
     return 0
+
+
+def retrain(cfg: RetrainConfig) -> int:
+    """Entry of ``serendip retrain``: the parent's recipe on the shop plus its served log, warm-started."""
+    return train(cfg.train_config())
