@@ -16,6 +16,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("summarize",): "recsys.data.summary:SummarizeConfig:summarize",
     ("evaluate",): "recsys.ope.evaluate:EvaluateConfig:evaluate",
     ("serve",): "serving.app:ServeConfig:serve_main",
+    ("deploy",): "serving.app:DeployConfig:deploy_model",
     ("train",): "training.trainer:TrainConfig:train",
     ("retrain",): "training.trainer:RetrainConfig:retrain",
     ("tune", "hparams"): "tuning.hparams:HparamSweepConfig:tune_hparams",

@@ -4,6 +4,10 @@
 one bandit replica (the only writer), scorer replicas that may autoscale, and the HTTP ingress.
 ``num_cpus`` is declared on every deployment, so the defaults (0.25 + 0.5 + 0.25) fit a 2-CPU
 machine and the same graph scales out on a cluster.
+
+The model travels twice: in ``args`` (what a replica loads at start) and in the scorer's
+``user_config`` (``{"model": PATH}``). ``serendip deploy --model NEW`` (``deploy_model``) changes
+only the latter, so Serve reconfigures the scorers in place and restarts nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -40,6 +46,11 @@ def scorer_options(cfg: ServeConfig) -> dict[str, Any]:
     return options
 
 
+def scorer_user_config(model: Path) -> dict[str, str]:
+    """The scorer's Serve ``user_config``: the model it serves, changed live by ``serendip deploy``."""
+    return {"model": str(model)}
+
+
 def graph(cfg: ServeConfig) -> Application:
     """The bound three-deployment application for ``cfg``.
 
@@ -52,7 +63,7 @@ def graph(cfg: ServeConfig) -> Application:
     bandit = Bandit.options(
         ray_actor_options={"num_cpus": cfg.bandit_num_cpus}, user_config=cfg.user_config()
     ).bind(args)
-    scorer = Scorer.options(**scorer_options(cfg)).bind(args, bandit)
+    scorer = Scorer.options(**scorer_options(cfg), user_config=scorer_user_config(cfg.model)).bind(args, bandit)
     return Ingress.options(
         num_replicas=cfg.ingress_replicas, ray_actor_options={"num_cpus": cfg.ingress_num_cpus},
     ).bind(scorer, bandit, cfg.token_env, cfg.score_timeout_s, cfg.score_attempts)
@@ -76,7 +87,8 @@ def app_config(cfg: ServeConfig, runtime_env: dict[str, Any] | None = None) -> d
         "route_prefix": "/",
         "import_path": "serving.app:build_app",
         "args": {k: v for k, v in cfg.to_args().items() if k not in LIVE_FIELDS},
-        "deployments": [{"name": "Bandit", "user_config": cfg.user_config()}],
+        "deployments": [{"name": "Bandit", "user_config": cfg.user_config()},
+                        {"name": "Scorer", "user_config": scorer_user_config(cfg.model)}],
     }
 
 
@@ -113,6 +125,66 @@ def deploy(cfg: ServeConfig, dashboard: str | None = None, runtime_env: dict[str
             raise RuntimeError(f"serve app {cfg.app_name!r} failed to deploy: {app.message}")
         time.sleep(0.25)
     raise TimeoutError(f"serve app {cfg.app_name!r} not RUNNING after {timeout_s:g} s; see `serve status`")
+
+
+@dataclass
+class DeployConfig:
+    """``serendip deploy``: put a new model into a running app without restarting the bandit."""
+
+    model: Path
+    """Model directory (``serendip train`` / ``retrain``) at a path every scorer replica can read."""
+    app_name: str = "serendip"
+    """The running Serve application."""
+    dashboard: str = "http://127.0.0.1:8265"
+    """The Ray dashboard, where Serve's REST API lives (``serendip serve`` binds it on loopback)."""
+    timeout_s: float = 300.0
+    """How long to wait for every scorer replica to load the model and re-embed added products."""
+
+    def __post_init__(self) -> None:
+        self.model = Path(self.model)
+        if not self.timeout_s > 0:
+            raise ValueError(f"DeployConfig.timeout_s={self.timeout_s} must be > 0")
+
+
+def with_model(app: dict[str, Any], model: Path) -> dict[str, Any]:
+    """A copy of a deployed application config whose scorer serves ``model``; nothing else changes."""
+    deployments = [dict(d) for d in app.get("deployments", []) if d.get("name") != "Scorer"]
+    scorer = next((dict(d) for d in app.get("deployments", []) if d.get("name") == "Scorer"), {"name": "Scorer"})
+    return {**app, "deployments": [*deployments, {**scorer, "user_config": scorer_user_config(model)}]}
+
+
+def deploy_model(cfg: DeployConfig) -> int:
+    """Switch the running app's scorers to ``cfg.model`` live and wait until every replica serves it.
+
+    Only the Scorer's ``user_config`` changes (``args`` stay byte-identical), so Serve calls its
+    ``reconfigure`` in place: the bandit, its WAL and the impressions in flight are untouched. The
+    other applications on the cluster are resubmitted unchanged (Serve's REST API replaces the set).
+    """
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+
+    model = cfg.model.resolve()
+    ServeConfig(model=model).check_paths()
+    client = ServeSubmissionClient(cfg.dashboard)
+    apps = client.get_serve_details().get("applications", {})
+    if cfg.app_name not in apps:
+        raise SystemExit(f"serendip deploy: no Serve app {cfg.app_name!r} at {cfg.dashboard} (running: {sorted(apps)})")
+    configs = {name: app.get("deployed_app_config") for name, app in apps.items()}
+    if any(config is None for config in configs.values()):
+        raise SystemExit(f"serendip deploy: apps {sorted(n for n, c in configs.items() if c is None)} were started with "
+                         "serve.run, not declaratively; redeploy them with `serendip serve` or `serve deploy` first")
+    before = apps[cfg.app_name]["last_deployed_time_s"]
+    configs[cfg.app_name] = with_model(configs[cfg.app_name], model)
+    client.deploy_applications({"applications": list(configs.values())})
+    deadline = time.monotonic() + cfg.timeout_s
+    while time.monotonic() < deadline:
+        app = client.get_serve_details()["applications"].get(cfg.app_name, {})
+        if app.get("last_deployed_time_s") != before and app.get("status") == "RUNNING":
+            print(f"serendip deploy: {cfg.app_name} serves {model}; GET /stats shows its model_version", flush=True)
+            return 0
+        if app.get("status") == "DEPLOY_FAILED":
+            raise SystemExit(f"serendip deploy: {cfg.app_name} failed to deploy: {app.get('message')}")
+        time.sleep(0.25)
+    raise SystemExit(f"serendip deploy: {cfg.app_name} not RUNNING after {cfg.timeout_s:g} s; see `serve status`")
 
 
 def serve_main(cfg: ServeConfig) -> int:

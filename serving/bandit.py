@@ -3,12 +3,14 @@
 Its state survives the replica: ``__init__`` loads the latest snapshot and replays the WAL tail
 (RAY_NOTES: Serve restarts a killed replica with fresh memory). ``reconfigure`` applies the
 ``user_config`` arms live. It also keeps the versioned catalog of products added by
-``PUT /items``, which scorer replicas pull.
+``PUT /items``, which scorer replicas pull, and learns from the scorers which model is served
+(``use_model``: a live model update resets the linear posteriors, never the per-item evidence).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -101,21 +103,37 @@ class Bandit:
         self.metrics.feedback.inc(1, tags={"arm": "", "status": status})
         return {"status": status}
 
-    async def add_items(self, item_ids: np.ndarray, vectors: np.ndarray, rows: list[dict], only_new: bool = False) -> int:
-        """Persist embedded products as a new catalog version and return the newest version.
+    async def use_model(self, version: str) -> bool:
+        """A scorer serves ``version`` from now on; a new one resets the linear posteriors (WAL-logged)."""
+        changed = await self.state.use_model(version)
+        if changed:
+            log.info("bandit: now serving model %s; linear posteriors start afresh", version)
+        return changed
+
+    async def add_items(self, item_ids: np.ndarray, vectors: np.ndarray, rows: list[dict], only_new: bool = False,
+                        model: str = "") -> int:
+        """Persist products embedded by ``model`` as a new catalog version and return the newest version.
 
         ``only_new`` skips ids the catalog already has (a scorer's start-up backlog of shop items).
         """
         if only_new:
-            keep = ~np.isin(item_ids, self.catalog.since(0).item_ids)
+            keep = ~np.isin(item_ids, self.catalog.item_ids())
             item_ids, vectors, rows = item_ids[keep], vectors[keep], [r for r, k in zip(rows, keep, strict=True) if k]
             if not len(item_ids):
                 return self.catalog.version
-        return self.catalog.add(item_ids, vectors, rows)
+        return self.catalog.add(item_ids, vectors, rows, model)
 
-    async def catalog_since(self, version: int) -> CatalogDelta:
-        """Products added after ``version`` (what a scorer replica is missing)."""
-        return self.catalog.since(version)
+    async def catalog_since(self, version: int, model: str | None = None) -> CatalogDelta:
+        """Products added after ``version`` with ``model``'s vectors (what a scorer replica is missing).
+
+        Only the replicas of the current model are asked to re-embed the others' products: a replica
+        still on the previous model during a rollout keeps the vectors it has, so two models never
+        re-embed each other's entries back and forth.
+        """
+        delta = self.catalog.since(version, model)
+        if model != self.state.model_version and delta.to_embed:
+            delta = dataclasses.replace(delta, to_embed=[])
+        return delta
 
     async def catalog_version(self) -> int:
         """The newest catalog version."""

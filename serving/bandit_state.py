@@ -8,7 +8,13 @@ exactly the state the crashed one had acknowledged:
 - ``imp``: a slate was served (pending until its reward window closes);
 - ``fb``: feedback for one (impression, item), applied once: the idempotency key;
 - ``exp``: impressions became final: unanswered slots count with reward 0;
-- ``flush``: a Parquet part of the impression log was written.
+- ``flush``: a Parquet part of the impression log was written;
+- ``model``: a new model (embedding space) is served: linear posteriors start afresh.
+
+Linear posteriors (LinUCB, LinTS) are weights over the model's embedding features, so they belong
+to one model version; per-item evidence (greedy, epsilon, softmax, UCB1, Thompson) is keyed by item
+id and survives a model change. Feedback on a slate that another model scored is dropped from the
+linear update (see ``_update``).
 
 The policies are ``recsys.policies`` objects, used unchanged; the A/B split, the HMAC ids, the
 delayed rewards and the impression log live here.
@@ -37,6 +43,11 @@ from serving.wal import WriteAheadLog, WriterLock, replay
 log = logging.getLogger(__name__)
 
 MAX_PURCHASES_PER_USER = 1000
+
+
+def fresh_copy(policy: Policy) -> Policy:
+    """The same policy and parameters with nothing learned (a linear posterior back at its prior)."""
+    return make_policy(policy.name, **policy.params())
 
 
 class UnknownImpression(LookupError):
@@ -110,6 +121,7 @@ class BanditState:
         self.purchases: dict[int, set[int]] = {}
         self.next_serial = 1
         self.last_ms = 0
+        self.model_version = ""
         self.log = ImpressionLog(root / "impressions", settings.log_batch_rows, settings.log_interval_s)
         self.snapshot_lsn = self._restore(root)
         self.wal = WriteAheadLog(root / "wal", self.lsn + 1, settings.wal_group_size, settings.wal_group_wait_s)
@@ -140,6 +152,7 @@ class BanditState:
         self.policies = dict(snap.policies)
         self.counts = {name: ArmCounts(**c) for name, c in h["counts"].items()}
         self.next_serial, self.last_ms = int(h["next_serial"]), int(h["last_ms"])
+        self.model_version = h.get("model_version", "")  # snapshots from before model versions: none yet
         self.pending = PendingStore.from_records(snap.pending)
         self.log.restore(h["log"])
         for user, item in zip(snap.arrays["purchase_users"], snap.arrays["purchase_items"], strict=True):
@@ -174,6 +187,8 @@ class BanditState:
             self.log.flush()
         elif kind == "config":
             self._apply_config([ArmConfig(**a) for a in r["arms"]])
+        elif kind == "model":
+            self._apply_model(r["version"])
         else:
             raise ValueError(f"WAL record type {kind!r} is unknown; this state directory was written by a newer version")
 
@@ -186,6 +201,18 @@ class BanditState:
                 self.policies[key] = make_policy(arm.policy, **arm.params)
             self.counts.setdefault(arm.name, ArmCounts())
         self.arms = arms
+
+    def _apply_model(self, version: str) -> None:
+        """A new embedding space: every linear posterior restarts from its prior; per-item evidence stays.
+
+        The first version a state learns of (a new state, or one written before versions were kept)
+        names the space its posteriors were learned in, so it resets nothing.
+        """
+        if self.model_version:
+            for key, policy in self.policies.items():
+                if isinstance(policy, LinearPolicy):
+                    self.policies[key] = fresh_copy(policy)
+        self.model_version = version
 
     def _apply_feedback(self, r: dict) -> None:
         imp = self.pending.get(int(r["serial"]))
@@ -210,6 +237,11 @@ class BanditState:
         policy = self.policies.get((imp.arm, imp.policy))
         if policy is None:
             policy = self.policies[(imp.arm, imp.policy)] = make_policy(imp.policy)
+        if isinstance(policy, LinearPolicy) and not self._current_space(imp):
+            # Dropped, not routed to the old model's posterior: that posterior was discarded at the
+            # switch (nothing would ever read it again), and features of another embedding space are
+            # meaningless to this one. The reward still counts for the arm and goes to the log.
+            return
         policy.update(Feedback(
             item_ids=imp.item_ids[slots], rewards=rewards, positions=slots,
             features=None if imp.features is None else imp.features[slots],
@@ -224,6 +256,12 @@ class BanditState:
         rewards = np.nan_to_num(imp.rewards, nan=0.0)
         self.log.add(self.signer.issue(imp.serial, imp.issued_ms), imp.issued_ms, imp.user_id, imp.arm,
                      imp.item_ids, imp.propensities, imp.scores, rewards, imp.context)
+
+    def _current_space(self, imp: PendingImpression) -> bool:
+        """Whether ``imp`` was scored by the model the linear posteriors belong to (and kept its features)."""
+        if imp.features is None:
+            return False
+        return imp.context is None or not imp.context.model_version or imp.context.model_version == self.model_version
 
     # -- requests -------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -254,10 +292,17 @@ class BanditState:
         policy = self.policies[(arm.name, arm.policy)]
         if isinstance(policy, LinearPolicy) and ctx.features is None:
             return {"need_features": True}
+        if not self.model_version and model_version:
+            self._record({"t": "model", "version": model_version})  # the first model this state serves
+        stale = bool(model_version) and model_version != self.model_version
+        if isinstance(policy, LinearPolicy) and stale:
+            # A scorer replica still on the previous model (a rollout in progress): its features live in
+            # another space, so rank them with the prior alone and learn nothing from the answer.
+            policy = fresh_copy(policy)
         slate = policy.select(ctx, k, self.rng)
         idx = np.asarray(slate.indices)
         # Only linear policies learn from features; the others' pending impressions stay small.
-        features = ctx.features if isinstance(policy, LinearPolicy) else None
+        features = ctx.features if isinstance(policy, LinearPolicy) and not stale else None
         imp = PendingImpression(
             serial=self.next_serial, issued_ms=self.now_ms(), user_id=int(user_id), arm=arm.name,
             policy=arm.policy, item_ids=np.asarray(slate.item_ids, dtype=np.int64),
@@ -324,6 +369,19 @@ class BanditState:
         self.maybe_snapshot()
         return "accepted"
 
+    async def use_model(self, version: str) -> bool:
+        """Serve ``version`` from now on (a scorer announces its model before it swaps to it).
+
+        A different version resets every linear posterior; per-item evidence is kept. Returns whether
+        it changed anything, once the WAL record is durable. The same version again is a no-op.
+        """
+        if not isinstance(version, str) or not version:
+            raise ValueError(f"use_model: model version {version!r} must be a non-empty string")
+        if version == self.model_version:
+            return False
+        await self.wal.commit(self._record({"t": "model", "version": version}))
+        return True
+
     # -- time-driven work --------------------------------------------------------------------------
     def expire(self) -> int:
         """Finalize every impression whose window closed; return how many."""
@@ -354,6 +412,7 @@ class BanditState:
         header = {
             "lsn": self.lsn, "arms": [asdict(a) for a in self.arms], "next_serial": self.next_serial,
             "last_ms": self.last_ms, "counts": {n: asdict(c) for n, c in self.counts.items()}, "log": self.log.state(),
+            "model_version": self.model_version,
         }
         pairs = [(u, i) for u, items in self.purchases.items() for i in items]
         arrays = {"purchase_users": np.array([p[0] for p in pairs], dtype=np.int64),
@@ -388,7 +447,8 @@ class BanditState:
             _, header = policy.state_dict()
             arms.append({"arm": arm.name, "policy": arm.policy, "params": arm.params, "weight": arm.weight,
                          "counts": asdict(self.counts.get(arm.name, ArmCounts())), "state": header})
-        return {"arms": arms, "pending_impressions": len(self.pending), "wal_lsn": self.lsn,
+        return {"arms": arms, "model_version": self.model_version, "pending_impressions": len(self.pending),
+                "wal_lsn": self.lsn,
                 "durable_lsn": self.wal.durable_lsn, "snapshot_lsn": self.snapshot_lsn,
                 "replayed_on_start": self.replayed, "log_parts": self.log.next_part, "log_rows_waiting": self.log.waiting,
                 "reward_window_s": self.settings.reward_window_s}

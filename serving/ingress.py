@@ -167,12 +167,12 @@ class Ingress:
         ]
         ids = np.asarray([r["item_id"] for r in rows], dtype=np.int64)
         try:
-            vectors, known = await self.scorer.embed.remote(rows)
-            version = await self.bandit.add_items.remote(ids, vectors, rows)
+            embedded = await self.scorer.embed.remote(rows)
+            version = await self.bandit.add_items.remote(ids, embedded.vectors, rows, model=embedded.model_version)
         except Exception as err:
             raise _unavailable("item embedding", err) from None
         self.catalog_version = max(self.catalog_version, version)
-        return {"added": len(rows) - known, "updated": known, "catalog_version": version}
+        return {"added": len(rows) - embedded.known, "updated": embedded.known, "catalog_version": version}
 
     @api.get("/healthz")
     async def healthz(self) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +56,19 @@ class PurchaseIndex:
         return self.items[self.offsets[i] : self.offsets[i + 1]]
 
 
-def model_version(model_dir: Path, model: TwoTower) -> str:
-    """A short name for the served model: its directory and the fingerprint of its training data."""
+def model_version(model_dir: Path, model: TwoTower, table: ItemTable | None = None) -> str:
+    """A short name for the served model: its directory, the fingerprint of its training data and,
+    given its item table, a digest of the table's vectors (``model@1a2b3c4d#5e6f7a8b``).
+
+    The bandit keys linear posteriors and the catalog keys added products' vectors by this name, so
+    two models must not share it: two trainings in same-named directories on the same data differ
+    in their item vectors.
+    """
     fingerprint = str(model.manifest.get("data_fingerprint", "")).removeprefix("sha256:")[:8]
-    return f"{Path(model_dir).name}@{fingerprint}" if fingerprint else Path(model_dir).name
+    name = f"{Path(model_dir).name}@{fingerprint}" if fingerprint else Path(model_dir).name
+    if table is None:
+        return name
+    return f"{name}#{hashlib.sha256(np.ascontiguousarray(table.vectors).tobytes()).hexdigest()[:8]}"
 
 
 class Retriever:
