@@ -346,11 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="one trained model dir for every seed (default: train one per seed)")
     parser.add_argument("--policies", default=None, help="comma-separated labels to run (default: all)")
     parser.add_argument("--work", default="runs/bench-bandit", help="folder for the shops and models")
+    parser.add_argument("--days", type=int, default=14, help="days of logged history each model trains on")
+    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs of each model")
     args = parser.parse_args(argv)
     setting = (Setting(users=200, items=300, rounds=40, batch=10, seeds=1, warmup=150, days=7, inject=20,
                        cold_window=10, epochs=1)
                if args.quick else Setting(users=500, items=500, rounds=args.rounds, batch=args.batch,
-                                          seeds=args.seeds, warmup=1000, days=14))
+                                          seeds=args.seeds, warmup=1000, days=args.days, epochs=args.epochs))
     labels = args.policies.split(",") if args.policies else [*OURS, *MABWISER]
     work = Path(args.work) / time.strftime("%Y%m%d-%H%M%S")
     started = time.perf_counter()
