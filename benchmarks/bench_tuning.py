@@ -24,6 +24,12 @@ fresh seeds that no sweep saw; those held-out regrets are the headline figures.
     python benchmarks/bench_tuning.py                                        # the README figure
     python benchmarks/bench_tuning.py --quick                                # smoke check, a few minutes
     python benchmarks/bench_tuning.py --only hparams                         # the hparam sweep's CPU use alone
+    python benchmarks/bench_tuning.py --only exploration --features model    # policies on a trained model's features
+
+``--features model`` replays every policy on a two-tower model trained on the shop's log (MiniLM
+frozen, one Ray Train worker: about a minute), its scores, calibrated prior and the linear
+policies' ``linear_policy_features``, as the demo's sweep and serving do; the default ``world``
+replays on ``recsys.replay.world_model``'s simulator-truth features (the README figure).
 
 Both sweeps must keep both CPUs busy, so the benchmark also runs ``serendip tune hparams`` the way
 the CLI does (Optuna TPE, ASHA, one Ray Train worker per trial) on the real MiniLM base with its
@@ -48,6 +54,7 @@ from pathlib import Path
 
 from recsys.simulator import SimulateConfig, World, WorldConfig, simulate
 from training.config import TrainConfig
+from training.trainer import fit
 from tuning import ray_cluster
 from tuning.exploration import ExplorationSweepConfig, run_exploration_sweep
 from tuning.hparams import HparamSweepConfig, run_hparam_sweep
@@ -77,14 +84,35 @@ def bench_space(grid: int, grid_secondary: int) -> ExplorationSpace:
 
 
 def make_world(args, root: Path) -> Path:
-    """The simulated shop every sweep replays: the simulator's default settings at this size."""
+    """The simulated shop every sweep replays: the simulator's default settings at this size (with
+    ``--features model``, a ``serendip simulate`` folder, whose logged events the model trains on)."""
     if args.world:
         return Path(args.world)
+    if args.features == "model":
+        return simulate(SimulateConfig(out=root / "shop", users=args.users, items=args.items, days=args.days,
+                                       seed=args.seed, quiet=True))
     path = root / "world"
     world = World.create(WorldConfig(users=args.users, items=args.items, days=args.days, seed=args.seed))
     world.generate_events()
     world.save(path)
     return path
+
+
+def train_model(args, root: Path, shop: Path) -> tuple[Path | None, float]:
+    """With ``--features model``: a two-tower model of the shop (MiniLM frozen, one worker) and the seconds
+    it took; else (None, 0)."""
+    if args.features != "model":
+        return None, 0.0
+    if not (shop / "items.parquet").is_file():
+        raise SystemExit(f"--features model: {shop} has no items.parquet; pass a `serendip simulate --out` folder as --world")
+    started = time.perf_counter()
+    trained = fit(TrainConfig(data=shop, out=root / "model", base=args.hp_base, train_layers=0, dim=64, batch_size=128,
+                              max_text_len=32, user_layers=1, history_len=20, epochs=2, threads=1, log_every=10_000,
+                              storage_path=str(root / "ray_results"), name="bench-tuning-model", seed=args.seed))
+    seconds = time.perf_counter() - started
+    print(f"[bench] model: {trained.model_dir} in {seconds:.0f}s, val NDCG@10 "
+          f"{trained.best.get('val_ndcg10', math.nan):.4f}", flush=True)
+    return trained.model_dir, seconds
 
 
 def sweep(name: str, root: Path, world: Path, online: OnlineConfig, policies, **kwargs):
@@ -145,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid-secondary", type=int, default=2,
                         help="grid points on the other parameters (ucb1's prior strength, ridge, floor)")
     parser.add_argument("--search", default="optuna", choices=("optuna", "hyperopt", "random"))
-    parser.add_argument("--policies", default=",".join(ALL_POLICIES), help="comma-separated policies")
+    # static (the model alone, no parameter) adds one constant trial and answers no question of this benchmark
+    parser.add_argument("--policies", default=",".join(p for p in ALL_POLICIES if p != "static"),
+                        help="comma-separated policies")
     parser.add_argument("--out", default=None, help="keep the sweeps' reports here (default: a temporary folder)")
+    parser.add_argument("--features", choices=("world", "model"), default="world",
+                        help="what policies see: the simulator's truth (world_model) or a model trained on the shop")
     parser.add_argument("--only", choices=("exploration", "hparams"), default=None,
                         help="run one of the two parts (default: both)")
     parser.add_argument("--hp-trials", type=int, default=6, help="trials of the hyperparameter sweep")
@@ -186,10 +218,12 @@ def exploration_part(args, root: Path) -> dict:
     tune_trials = max(math.ceil(grid_trials / 4), len(policies) + 2)
 
     world = make_world(args, root)
-    default_arm, default_in_sample, default_table = best_default(SimulatorObjective(world, None, online), policies)
-    grid = sweep("grid", root, world, online, policies, search="grid", trials=grid_trials, space=space)
-    tuned = sweep("tune", root, world, online, policies, search=args.search, trials=tune_trials, space=space)
-    holdout = SimulatorObjective(world, None, dataclasses.replace(online, seeds=args.holdout_seeds, first_seed=1000))
+    model, model_seconds = train_model(args, root, world)
+    default_arm, default_in_sample, default_table = best_default(SimulatorObjective(world, model, online), policies)
+    grid = sweep("grid", root, world, online, policies, search="grid", trials=grid_trials, space=space, model=model)
+    tuned = sweep("tune", root, world, online, policies, search=args.search, trials=tune_trials, space=space,
+                  model=model)
+    holdout = SimulatorObjective(world, model, dataclasses.replace(online, seeds=args.holdout_seeds, first_seed=1000))
     rescored = {name: holdout.evaluate(arm)["regret"] for name, arm in
                 (("default", default_arm), ("grid", grid.pick), ("tune", tuned.pick))}
 
@@ -213,6 +247,7 @@ def exploration_part(args, root: Path) -> dict:
         "grid_trials_mean_concurrent": grid.usage.get("trials_mean_concurrent"),
         "grid_ray_cpu_reserved": grid.usage.get("ray_cpu_reserved"), "grid_node_cpu_busy": grid.usage.get("node_cpu_busy"),
         "search": args.search, "policies": list(policies), "holdout_seeds": args.holdout_seeds,
+        "features": args.features, "model_seconds": round(model_seconds, 1),
         "setting": {"users": args.users, "items": args.items, "world_seed": args.seed, "seeds": args.seeds,
                     "rounds": args.rounds, "batch": args.batch, "grid_points": args.grid,
                     "grid_secondary_points": args.grid_secondary, "quick": args.quick},

@@ -91,8 +91,8 @@ class Budget:
 
 # A small catalog keeps every product in front of enough shoppers for per-item learning to pay off
 # within the run. Every policy is swept (the linear ones too: serving and the sweep's replay build
-# their features with the same ``linear_policy_features`` of the trained model's embeddings), and a
-# quick sweep runs each at its defaults once.
+# their features with the same ``linear_policy_features`` of the trained model's embeddings). A quick
+# sweep runs each policy at its defaults, then two searched trials.
 QUICK = Budget(users=300, items=120, days=14, epochs=1, max_steps=12, batch_size=64, trials=8, sweep_seeds=1,
                candidates=50, rounds=30, visits_per_round=20, inject=12,
                policies=("static", "greedy", "epsilon_greedy", "thompson", "linucb", "lints"))

@@ -9,6 +9,7 @@ products injected mid-run, so over-exploitation costs regret there.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from tuning.space import Arm
 
 CURVE_POINTS = 50
 """Points of the regret-over-time curve a trial reports."""
+
+
+@functools.lru_cache(maxsize=2)
+def model_observers(model_dir: str):
+    """``recsys.model_observer.ModelObservers`` of ``model_dir``, loaded once per process: Tune reuses a
+    trial's actor for the next trial, which then skips loading the model and embedding the catalog."""
+    from recsys.model_observer import ModelObservers
+
+    return ModelObservers(model_dir)
 
 
 @dataclass
@@ -118,12 +128,8 @@ class SimulatorObjective(Objective):
                           inject_n=c.inject, observe=observe)
 
     def _observer(self, world):
-        """The model-backed observer for one replay (the model and catalog vectors cached across seeds)."""
-        from recsys.model_observer import ModelObservers
-
-        if not hasattr(self, "_observers"):
-            self._observers = ModelObservers(self.model)
-        return self._observers(world)
+        """The model-backed observer for one replay (the model and catalog vectors cached in this process)."""
+        return model_observers(str(Path(self.model).resolve()))(world)
 
     def evaluate(self, arm: Arm) -> dict:
         """Replay the arm on every seed: mean regret and reward with 95% t-intervals, and the regret curve."""

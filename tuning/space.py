@@ -193,8 +193,8 @@ class ExplorationSpace:
     """epsilon_greedy: share of slots filled at random (policy default 0.1)."""
     temperature: Param = Param(0.02, 1.0, log=True, grid=4)
     """softmax: temperature over the log-odds of the learned click estimate (policy default 1.0). A page's
-    log-odds spread by a few tenths (std 0.29 under the quick demo's model), so 0.02 is near-greedy and
-    1 near-uniform."""
+    log-odds spread by a few tenths (a std of 0.29 under the quick demo's model, 0.47 under the full
+    demo's), so 0.02 is near-greedy and 1 near-uniform."""
     c: Param = Param(0.005, 2.0, log=True, grid=4)
     """ucb1: scale of the confidence bonus (policy default 1.0)."""
     alpha: Param = Param(0.01, 2.0, log=True, grid=4)
