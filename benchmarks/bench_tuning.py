@@ -21,15 +21,16 @@ latent interest. Each pick is made on the sweep's seeds; picking the best of man
 flatters it (the winner's curse hits the big grid hardest), so the three picks are re-scored on
 fresh seeds that no sweep saw; those held-out regrets are the headline figures.
 
-    python benchmarks/bench_tuning.py                                        # the README figure
+    python benchmarks/bench_tuning.py                                        # the README figure (model features)
     python benchmarks/bench_tuning.py --quick                                # smoke check, a few minutes
     python benchmarks/bench_tuning.py --only hparams                         # the hparam sweep's CPU use alone
-    python benchmarks/bench_tuning.py --only exploration --features model    # policies on a trained model's features
+    python benchmarks/bench_tuning.py --only exploration --features world    # the oracle upper bound
 
-``--features model`` replays every policy on a two-tower model trained on the shop's log (MiniLM
-frozen, one Ray Train worker: about a minute), its scores, calibrated prior and the linear
-policies' ``linear_policy_features``, as the demo's sweep and serving do; the default ``world``
-replays on ``recsys.replay.world_model``'s simulator-truth features (the README figure).
+By default every policy replays on a two-tower model trained on the shop's log (MiniLM frozen,
+one Ray Train worker: about a minute): its scores, calibrated prior and the linear policies'
+``linear_policy_features``, as the demo's sweep and serving do. ``--features world`` replays on
+``recsys.replay.world_model``'s simulator-truth features instead: an oracle upper bound, not
+what serving sees.
 
 Both sweeps must keep both CPUs busy, so the benchmark also runs ``serendip tune hparams`` the way
 the CLI does (Optuna TPE, ASHA, one Ray Train worker per trial) on the real MiniLM base with its
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policies", default=",".join(p for p in ALL_POLICIES if p != "static"),
                         help="comma-separated policies")
     parser.add_argument("--out", default=None, help="keep the sweeps' reports here (default: a temporary folder)")
-    parser.add_argument("--features", choices=("world", "model"), default="world",
+    parser.add_argument("--features", choices=("world", "model"), default="model",
                         help="what policies see: the simulator's truth (world_model) or a model trained on the shop")
     parser.add_argument("--only", choices=("exploration", "hparams"), default=None,
                         help="run one of the two parts (default: both)")

@@ -65,7 +65,10 @@ def test_each_position_is_a_distribution_over_candidates(name):
     assert dist.shape == (N, K)
     np.testing.assert_allclose(dist.sum(axis=0), 1.0, atol=1e-12)
     assert (dist >= 1e-3 / N - 1e-15).all(), "the floor keeps every cell above floor / n"
-    assert (dist.sum(axis=1) <= 1.0 + 1e-12).all(), "an item fills at most one position"
+    # Rao-Blackwellised columns (thompson, softmax) are unbiased per cell, not constrained per row:
+    # an item's cells may sum a little above 1 (by about the estimator's error, 1 / sqrt(n_draws))
+    slack = 1e-12 if name in EXACT or name == "lints" else 0.02
+    assert (dist.sum(axis=1) <= 1.0 + slack).all(), "an item fills at most one position"
 
 
 @pytest.mark.parametrize("name", EXACT + ["softmax"])
