@@ -23,7 +23,7 @@ from ray import serve
 from ray.serve import Application
 
 from serving.bandit import Bandit
-from serving.config import LIVE_FIELDS, ServeConfig
+from serving.config import LIVE_FIELDS, ServeConfig, check_exposure, single_bandit_message
 from serving.ingress import Ingress
 from serving.scorer import Scorer
 
@@ -61,12 +61,25 @@ def graph(cfg: ServeConfig) -> Application:
     # Arms travel only in the bandit's user_config: changing them is a live reconfigure, not a restart.
     args = {k: v for k, v in cfg.to_args().items() if k not in LIVE_FIELDS}
     bandit = Bandit.options(
-        ray_actor_options={"num_cpus": cfg.bandit_num_cpus}, user_config=cfg.user_config()
+        num_replicas=1, ray_actor_options={"num_cpus": cfg.bandit_num_cpus}, user_config=cfg.user_config()
     ).bind(args)
     scorer = Scorer.options(**scorer_options(cfg), user_config=scorer_user_config(cfg.model)).bind(args, bandit)
     return Ingress.options(
         num_replicas=cfg.ingress_replicas, ray_actor_options={"num_cpus": cfg.ingress_num_cpus},
-    ).bind(scorer, bandit, cfg.token_env, cfg.score_timeout_s, cfg.score_attempts)
+    ).bind(scorer, bandit, cfg.token_env, cfg.score_timeout_s, cfg.score_attempts, cfg.operator_token_env,
+           cfg.call_timeout_s)
+
+
+def check_single_bandit(app: dict[str, Any]) -> None:
+    """Refuse an application config (``serve deploy`` YAML or REST) that scales the Bandit beyond one replica."""
+    for d in app.get("deployments", []):
+        if d.get("name") != "Bandit":
+            continue
+        if d.get("autoscaling_config") not in (None, {}):
+            raise ValueError(single_bandit_message(f"application {app.get('name')!r}: Bandit autoscaling_config"))
+        if d.get("num_replicas", 1) != 1:
+            raise ValueError(single_bandit_message(f"application {app.get('name')!r}: Bandit num_replicas="
+                                                   f"{d['num_replicas']}"))
 
 
 def build_app(args: dict[str, Any]) -> Application:
@@ -115,7 +128,9 @@ def deploy(cfg: ServeConfig, dashboard: str | None = None, runtime_env: dict[str
         return None if app is None else app.last_deployed_time_s
 
     before = last_deployed()
-    ServeSubmissionClient(dashboard or dashboard_url()).deploy_applications({"applications": [app_config(cfg, runtime_env)]})
+    app = app_config(cfg, runtime_env)
+    check_single_bandit(app)
+    ServeSubmissionClient(dashboard or dashboard_url()).deploy_applications({"applications": [app]})
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         app = serve.status().applications.get(cfg.app_name)
@@ -174,6 +189,7 @@ def deploy_model(cfg: DeployConfig) -> int:
                          "serve.run, not declaratively; redeploy them with `serendip serve` or `serve deploy` first")
     before = apps[cfg.app_name]["last_deployed_time_s"]
     configs[cfg.app_name] = with_model(configs[cfg.app_name], model)
+    check_single_bandit(configs[cfg.app_name])
     client.deploy_applications({"applications": list(configs.values())})
     deadline = time.monotonic() + cfg.timeout_s
     while time.monotonic() < deadline:
@@ -192,13 +208,14 @@ def serve_main(cfg: ServeConfig) -> int:
     import ray
 
     cfg.check_paths()
+    check_exposure(cfg, dict(os.environ))
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print("serendip serve:", json.dumps(cfg.to_args(), sort_keys=True), flush=True)
     if not ray.is_initialized():
         ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
                  _metrics_export_port=cfg.metrics_port)
-    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    serve.start(http_options={"host": cfg.host, "port": cfg.port, "request_timeout_s": cfg.request_timeout_s})
     # Declarative, like `serve deploy`: a later `serve deploy` with new arms reconfigures live.
     deploy(cfg)
     print(f"Serendip is serving on http://{cfg.host}:{cfg.port} (API docs at /docs)", flush=True)

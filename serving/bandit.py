@@ -20,7 +20,7 @@ from ray import serve
 
 from serving.bandit_state import BanditSettings, BanditState, Candidates, ExpiredImpression, UnknownImpression
 from serving.catalog import CatalogDelta, CatalogStore
-from serving.config import ArmConfig, ServeConfig
+from serving.config import ArmConfig, ServeConfig, single_bandit_message
 from serving.telemetry import ServingMetrics
 
 log = logging.getLogger("ray.serve")
@@ -36,8 +36,20 @@ def bandit_settings(cfg: ServeConfig, secret: str | None) -> BanditSettings:
         state_dir=cfg.state_dir, reward_window_s=cfg.reward_window_s, snapshot_every=cfg.snapshot_every,
         snapshot_interval_s=cfg.snapshot_interval_s, wal_group_size=cfg.wal_group_size,
         wal_group_wait_s=cfg.wal_group_wait_s, log_batch_rows=cfg.log_batch_rows, log_interval_s=cfg.log_interval_s,
-        secret=secret, seed=cfg.seed,
+        secret=secret, seed=cfg.seed, max_pending_mb=cfg.max_pending_mb,
     )
+
+
+# num_replicas=1 is the design, not a default: a second replica would hold its own pending impressions,
+# so about half of all feedback would reach the replica that never served the slate (404). The app
+# refuses any other count at deploy time (serving.app.check_single_bandit).
+def refuse_replicas(ctx) -> None:
+    """Fail the deployment (a clear DEPLOY_FAILED message) when Serve was told to run more than one bandit,
+    e.g. a hand-edited ``num_replicas`` or ``autoscaling_config`` in a ``serve deploy`` YAML."""
+    autoscaling = getattr(getattr(ctx, "_deployment_config", None), "autoscaling_config", None)
+    if (getattr(ctx, "world_size", None) or 1) > 1 or autoscaling is not None:
+        raise RuntimeError(single_bandit_message(f"Bandit deployment with {getattr(ctx, 'world_size', '?')} replicas"
+                                                 + (" and autoscaling" if autoscaling is not None else "")))
 
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.25})
@@ -46,8 +58,10 @@ class Bandit:
 
     def __init__(self, config: dict) -> None:
         cfg = ServeConfig.from_args(config)
+        refuse_replicas(serve.get_replica_context())
         self.state = BanditState(bandit_settings(cfg, os.environ.get(cfg.secret_env) or None))
         self.catalog = CatalogStore(cfg.state_dir / "catalog")
+        self.max_catalog_items = cfg.max_catalog_items
         self.metrics = ServingMetrics()
         self._ticker: asyncio.Task | None = None
         self.started = time.time()
@@ -77,8 +91,8 @@ class Bandit:
         """Pick and log the slate for one user; the response body of /recommend."""
         self._ensure_ticker()
         with self.metrics.timed("bandit_select"):
-            body = self.state.select(user_id, candidates.context, k, candidates.model_version,
-                                     candidates.user_vector)
+            body = await self.state.recommend(user_id, candidates.context, k, candidates.model_version,
+                                              candidates.user_vector)
         body["arm_table"] = self.state.arm_table()
         body["catalog_version"] = self.catalog.version
         if body.get("need_features"):
@@ -114,13 +128,16 @@ class Bandit:
                         model: str = "") -> int:
         """Persist products embedded by ``model`` as a new catalog version and return the newest version.
 
-        ``only_new`` skips ids the catalog already has (a scorer's start-up backlog of shop items).
+        ``only_new`` skips ids the catalog already has (a scorer's start-up backlog of shop items, which
+        the shop's own item table bounds); any other batch must fit ``max_catalog_items`` (``CatalogFull``).
         """
         if only_new:
             keep = ~np.isin(item_ids, self.catalog.item_ids())
             item_ids, vectors, rows = item_ids[keep], vectors[keep], [r for r, k in zip(rows, keep, strict=True) if k]
             if not len(item_ids):
                 return self.catalog.version
+        else:
+            self.catalog.check_room(item_ids, self.max_catalog_items)
         return self.catalog.add(item_ids, vectors, rows, model)
 
     async def catalog_since(self, version: int, model: str | None = None) -> CatalogDelta:
@@ -152,10 +169,10 @@ class Bandit:
         return str(self.state.snapshot())
 
     async def check_health(self) -> None:
-        """Unhealthy when the state directory stops accepting writes (Serve then replaces the replica)."""
+        """Unhealthy once the WAL writer has stopped (``WalFailed``) or the state directory stops accepting
+        writes: Serve then replaces the replica, and the new one replays the WAL."""
         self._ensure_ticker()  # expiry and snapshots run even when no request has come since a restart
-        if not os.access(self.state.settings.state_dir, os.W_OK):
-            raise RuntimeError(f"bandit state_dir {self.state.settings.state_dir} is not writable")
+        self.state.check_health()
 
     def __del__(self) -> None:
         try:

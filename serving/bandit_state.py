@@ -6,7 +6,8 @@ exactly the state the crashed one had acknowledged:
 
 - ``config``: the arms (policy and exploration parameters) changed;
 - ``imp``: a slate was served (pending until its reward window closes);
-- ``fb``: feedback for one (impression, item), applied once: the idempotency key;
+- ``fb``: one event for one (impression, item), applied once: the idempotency key is (impression,
+  item, event), and the slot's reward is the strongest event's (``serving.feedback_events``);
 - ``exp``: impressions became final: unanswered slots count with reward 0;
 - ``flush``: a Parquet part of the impression log was written;
 - ``model``: a new model (embedding space) is served: linear posteriors start afresh.
@@ -18,11 +19,16 @@ linear update (see ``_update``).
 
 The policies are ``recsys.policies`` objects, used unchanged; the A/B split, the HMAC ids, the
 delayed rewards and the impression log live here.
+
+A record is appended before it is applied, so everything that can fail is built and validated
+first (the slate, the feedback row, the arms). Should a record still fail to apply, replay logs it
+with its lsn and sets it aside in ``state_dir/quarantine/`` instead of failing every restart.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,15 +40,15 @@ from recsys.policies import Context, Feedback, Policy, make_policy
 from recsys.policies.linear import LinearPolicy
 from serving.config import EVENT_REWARDS, ArmConfig
 from serving.experiments import ArmCounts, assign_arm, experiment_report
+from serving.feedback_events import correct_reward, event_bit, upgraded
 from serving.impression_id import ImpressionSigner, InvalidImpressionId, load_key
 from serving.impression_log import ImpressionLog
 from serving.pending import DecisionContext, PendingImpression, PendingStore
+from serving.purchase_exclusion import PurchaseExclusion
 from serving.snapshot import BanditSnapshot, latest_snapshot, prune_snapshots, write_snapshot
-from serving.wal import WriteAheadLog, WriterLock, replay
+from serving.wal import WriteAheadLog, WriterLock, quarantine, replay
 
 log = logging.getLogger(__name__)
-
-MAX_PURCHASES_PER_USER = 1000
 
 
 def fresh_copy(policy: Policy) -> Policy:
@@ -56,6 +62,10 @@ class UnknownImpression(LookupError):
 
 class ExpiredImpression(LookupError):
     """Feedback arrived after the reward window closed: HTTP 410."""
+
+
+class Overloaded(RuntimeError):
+    """Pending impressions hold more memory than ``max_pending_mb``: HTTP 429 until windows close."""
 
 
 @dataclass
@@ -98,6 +108,8 @@ class BanditSettings:
     """Seed of the policies' sampling."""
     event_rewards: dict[str, float] = field(default_factory=lambda: dict(EVENT_REWARDS))
     """Reward of each feedback event."""
+    max_pending_mb: float = 1024.0
+    """Memory pending impressions may hold (features of linear arms included); past it /recommend gets 429."""
 
 
 class BanditState:
@@ -118,7 +130,7 @@ class BanditState:
         self.policies: dict[tuple[str, str], Policy] = {}
         self.counts: dict[str, ArmCounts] = {}
         self.pending = PendingStore()
-        self.purchases: dict[int, set[int]] = {}
+        self.purchases = PurchaseExclusion()
         self.next_serial = 1
         self.last_ms = 0
         self.model_version = ""
@@ -138,7 +150,10 @@ class BanditState:
             self._load_snapshot(snap)
         self.replayed = 0
         for lsn, record in replay(root / "wal", self.lsn):
-            self._apply(record, replaying=True)
+            try:
+                self._apply(record, lsn)
+            except Exception as err:  # a poison record must not brick every restart
+                quarantine(root, lsn, record, err)
             self.lsn = lsn
             self.replayed += 1
         if self.replayed:
@@ -155,18 +170,21 @@ class BanditState:
         self.model_version = h.get("model_version", "")  # snapshots from before model versions: none yet
         self.pending = PendingStore.from_records(snap.pending)
         self.log.restore(h["log"])
-        for user, item in zip(snap.arrays["purchase_users"], snap.arrays["purchase_items"], strict=True):
-            self.purchases.setdefault(int(user), set()).add(int(item))
+        self.purchases.load(snap.arrays)
 
     # -- the one place state changes ----------------------------------------------------------
     def _record(self, record: dict) -> int:
         """Append ``record`` to the WAL, apply it, return its lsn."""
         lsn = self.wal.append(record)
-        self._apply(record, replaying=False)
         self.lsn = lsn
+        try:
+            self._apply(record, lsn)
+        except Exception as err:  # replay will skip it too; callers validate first, so this is a bug
+            quarantine(self.settings.state_dir, lsn, record, err)
+            raise
         return lsn
 
-    def _apply(self, r: dict, replaying: bool) -> None:
+    def _apply(self, r: dict, lsn: int) -> None:
         kind = r["t"]
         if kind == "imp":
             imp = PendingImpression.from_record(r)
@@ -184,7 +202,11 @@ class BanditState:
                 self._finalize(self.pending.pop(serial))
         elif kind == "flush":
             # on replay the same rows are waiting, so rewriting the part gives the same files
-            self.log.flush()
+            try:
+                self.log.flush()
+            except ValueError as err:  # rows the schema refuses would fail every later part too
+                quarantine(self.settings.state_dir, lsn, {**r, "rows": self.log.state()}, err)
+                self.log.discard()
         elif kind == "config":
             self._apply_config([ArmConfig(**a) for a in r["arms"]])
         elif kind == "model":
@@ -215,25 +237,34 @@ class BanditState:
         self.model_version = version
 
     def _apply_feedback(self, r: dict) -> None:
+        """One event on one slot: the first teaches the slot, a stronger one its increment (feedback_events)."""
         imp = self.pending.get(int(r["serial"]))
         if imp is None:
             log.warning("WAL feedback for impression %s that is not pending; skipped", r["serial"])
             return
-        slot, reward = int(r["slot"]), float(r["reward"])
-        first_click = reward > 0 and not np.any(np.nan_to_num(imp.rewards) > 0)
-        imp.rewards[slot] = reward
-        self._update(imp, np.array([slot]), np.array([reward]))
+        slot, reward, bit = int(r["slot"]), float(r["reward"]), event_bit(r.get("event"))
+        if imp.seen[slot] & bit:
+            return
+        old = float(imp.rewards[slot])
+        new = upgraded(old, reward)
+        first_click = new > 0 and not np.any(np.nan_to_num(imp.rewards) > 0)
+        if np.isnan(old):
+            self._update(imp, np.array([slot]), np.array([new]))
+        elif new > old:
+            self._update(imp, np.array([slot]), np.array([new]), correction=new - old)
+        imp.rewards[slot] = new
+        imp.seen[slot] |= bit
         c = self.counts.setdefault(imp.arm, ArmCounts())
         c.feedback += 1
-        c.reward_sum += reward
-        c.positive_feedback += int(reward > 0)
+        c.reward_sum += new - np.nan_to_num(old)
+        c.positive_feedback += int(new > 0 and not np.nan_to_num(old) > 0)
         c.clicked += int(first_click)
         if r.get("event") == "purchase":
-            bought = self.purchases.setdefault(imp.user_id, set())
-            if len(bought) < MAX_PURCHASES_PER_USER:
-                bought.add(int(imp.item_ids[slot]))
+            self.purchases.add(imp.user_id, imp.item_ids[slot])
 
-    def _update(self, imp: PendingImpression, slots: np.ndarray, rewards: np.ndarray) -> None:
+    def _update(self, imp: PendingImpression, slots: np.ndarray, rewards: np.ndarray,
+                correction: float | None = None) -> None:
+        """Teach the arm's policy these slots' rewards, or with ``correction`` raise one learned row's reward by it."""
         policy = self.policies.get((imp.arm, imp.policy))
         if policy is None:
             policy = self.policies[(imp.arm, imp.policy)] = make_policy(imp.policy)
@@ -242,11 +273,20 @@ class BanditState:
             # switch (nothing would ever read it again), and features of another embedding space are
             # meaningless to this one. The reward still counts for the arm and goes to the log.
             return
-        policy.update(Feedback(
+        fb = self._feedback_rows(imp, slots, rewards)
+        if correction is None:
+            policy.update(fb)
+        else:
+            correct_reward(policy, fb, correction)
+
+    @staticmethod
+    def _feedback_rows(imp: PendingImpression, slots: np.ndarray, rewards: np.ndarray) -> Feedback:
+        """The policy's rows for these slots (raises on a reward outside [0, 1]: call it before logging)."""
+        return Feedback(
             item_ids=imp.item_ids[slots], rewards=rewards, positions=slots,
             features=None if imp.features is None else imp.features[slots],
             prior=None if imp.prior is None else imp.prior[slots],
-        ))
+        )
 
     def _finalize(self, imp: PendingImpression) -> None:
         """The window closed: unanswered slots teach reward 0; the rows go to the impression log."""
@@ -285,13 +325,19 @@ class BanditState:
         answers ``{"need_features": True}``.
         """
         arm = self.arm_for(user_id)
-        ctx = None if ctx is None else self._without_purchases(user_id, ctx)
+        ctx = None if ctx is None else self.purchases.without_purchases(user_id, ctx)
         k = 0 if ctx is None else min(int(k), len(ctx.item_ids))
         if k == 0:
             return {"impression_id": None, "policy": arm.name, "items": []}
         policy = self.policies[(arm.name, arm.policy)]
         if isinstance(policy, LinearPolicy) and ctx.features is None:
             return {"need_features": True}
+        if self.pending.nbytes > self.settings.max_pending_mb * 2**20:
+            raise Overloaded(
+                f"{len(self.pending)} pending impressions hold {self.pending.nbytes / 2**20:.0f} MiB, over "
+                f"max_pending_mb={self.settings.max_pending_mb:g}; they free as reward windows close "
+                "(raise max_pending_mb or shorten reward_window_s)"
+            )
         if not self.model_version and model_version:
             self._record({"t": "model", "version": model_version})  # the first model this state serves
         stale = bool(model_version) and model_version != self.model_version
@@ -313,27 +359,13 @@ class BanditState:
             rewards=np.full(len(idx), np.nan),
             context=DecisionContext(ctx.item_ids, ctx.scores, ctx.prior, user_vector, model_version),
         )
+        imp.check_rows()  # the impression log would refuse them at flush time: refuse them before logging
         self._record(imp.record())
         items = [
             {"item_id": int(i), "position": p, "score": float(s), "propensity": float(q), "explored": bool(e)}
             for p, (i, s, q, e) in enumerate(zip(imp.item_ids, imp.scores, imp.propensities, imp.explored, strict=True))
         ]
         return {"impression_id": self.signer.issue(imp.serial, imp.issued_ms), "policy": arm.name, "items": items}
-
-    def _without_purchases(self, user_id: int, ctx: Context) -> Context | None:
-        bought = self.purchases.get(int(user_id))
-        if not bought:
-            return ctx
-        keep = ~np.isin(ctx.item_ids, np.fromiter(bought, dtype=np.int64))
-        if keep.all():
-            return ctx
-        if not keep.any():
-            return None
-        return Context(
-            item_ids=ctx.item_ids[keep], scores=ctx.scores[keep],
-            features=None if ctx.features is None else ctx.features[keep],
-            prior=None if ctx.prior is None else ctx.prior[keep],
-        )
 
     def check_feedback(self, impression_id: str, item_id: int) -> tuple[PendingImpression, int]:
         """The pending impression and slot feedback refers to; raises Unknown (404) or Expired (410)."""
@@ -354,15 +386,27 @@ class BanditState:
             raise UnknownImpression(f"item_id {item_id} was not shown in impression {impression_id!r}")
         return imp, int(slots[0])
 
+    async def recommend(self, user_id: int, ctx: Context | None, k: int, model_version: str = "",
+                        user_vector: np.ndarray | None = None) -> dict:
+        """``select``, answered only once the slate's impression record is fsynced (the same group
+        commit as feedback): a crash after the answer never loses an impression a shopper saw."""
+        body = self.select(user_id, ctx, k, model_version, user_vector)
+        await self.wal.commit(self.lsn)
+        return body
+
     async def feedback(self, impression_id: str, item_id: int, reward: float | None = None,
                        event: str | None = None) -> str:
-        """Apply one reward once: "accepted" after the WAL fsync, or "duplicate"."""
+        """Apply one event (or raw reward) once per (impression, item, event): "accepted" after the WAL
+        fsync, or "duplicate". The slot keeps the strongest reward seen."""
+        if event is not None and event not in self.settings.event_rewards:
+            raise ValueError(f"event {event!r} is not one of {sorted(self.settings.event_rewards)}")
         self.expire()
         imp, slot = self.check_feedback(impression_id, item_id)
-        if not np.isnan(imp.rewards[slot]):
+        if imp.seen[slot] & event_bit(event):
             await self.wal.commit(self.wal.appended_lsn)
             return "duplicate"
         value = float(self.settings.event_rewards[event]) if reward is None else float(reward)
+        self._feedback_rows(imp, np.array([slot]), np.array([value]))  # validate before logging
         lsn = self._record({"t": "fb", "serial": imp.serial, "slot": slot, "reward": value, "event": event,
                             "ms": self.now_ms()})
         await self.wal.commit(lsn)
@@ -414,11 +458,8 @@ class BanditState:
             "last_ms": self.last_ms, "counts": {n: asdict(c) for n, c in self.counts.items()}, "log": self.log.state(),
             "model_version": self.model_version,
         }
-        pairs = [(u, i) for u, items in self.purchases.items() for i in items]
-        arrays = {"purchase_users": np.array([p[0] for p in pairs], dtype=np.int64),
-                  "purchase_items": np.array([p[1] for p in pairs], dtype=np.int64)}
         path = write_snapshot(self.settings.state_dir / "snapshots", self.lsn, header, self.policies,
-                              self.pending.to_records(), arrays)
+                              self.pending.to_records(), self.purchases.arrays())
         self.wal.drop_through(self.lsn)
         prune_snapshots(self.settings.state_dir / "snapshots", keep=2)
         self.snapshot_lsn = self.lsn
@@ -437,6 +478,14 @@ class BanditState:
         for arm in arms:  # fail before anything is logged if a policy or parameter is wrong
             make_policy(arm.policy, **arm.params)
         self._record({"t": "config", "arms": [asdict(a) for a in arms]})
+
+    def check_health(self) -> None:
+        """Raise while the WAL writer is stopped or the state directory is not writable (Serve then
+        replaces the replica, whose ``__init__`` replays the WAL)."""
+        if self.wal.failed is not None:
+            raise RuntimeError(f"bandit WAL stopped after {self.wal.failed!r}; a new replica replays it")
+        if not os.access(self.settings.state_dir, os.W_OK):
+            raise RuntimeError(f"bandit state_dir {self.settings.state_dir} is not writable")
 
     # -- reports -----------------------------------------------------------------------------------
     def stats(self) -> dict:

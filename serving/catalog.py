@@ -28,6 +28,10 @@ from safetensors.numpy import save_file
 from serving.wal import fsync_dir
 
 
+class CatalogFull(RuntimeError):
+    """``PUT /items`` would hold more products than ``max_catalog_items``: HTTP 429."""
+
+
 @dataclass(frozen=True)
 class CatalogDelta:
     """Items added or re-embedded after some version, newest vector last."""
@@ -87,6 +91,15 @@ class CatalogStore:
         if not self._entries:
             return np.zeros(0, np.int64)
         return np.unique(np.concatenate([e.item_ids for e in self._entries]))
+
+    def check_room(self, item_ids: np.ndarray, max_items: int) -> None:
+        """Raise ``CatalogFull`` unless the products of ``item_ids`` fit under ``max_items`` distinct ids
+        (every scorer replica and the bandit hold each one's vector in memory)."""
+        held = self.item_ids()
+        new = np.setdiff1d(np.asarray(item_ids, dtype=np.int64), held)
+        if len(held) + len(new) > max_items:
+            raise CatalogFull(f"the catalog holds {len(held)} added products; {len(new)} more would pass "
+                              f"max_catalog_items={max_items} (raise it, or retrain so the model's table has them)")
 
     def add(self, item_ids: np.ndarray, vectors: np.ndarray, rows: list[dict], model: str = "") -> int:
         """Persist one batch of items embedded by ``model`` as the next version and return that version."""

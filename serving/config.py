@@ -122,6 +122,8 @@ class ServeConfig:
     """CPUs reserved per scorer replica."""
     bandit_num_cpus: float = 0.25
     """CPUs reserved by the single bandit replica."""
+    bandit_replicas: int = 1
+    """Must be 1: the bandit is the only writer of the posteriors and holds the pending impressions."""
     ingress_num_cpus: float = 0.25
     """CPUs reserved per ingress replica."""
     ingress_replicas: int = 1
@@ -133,13 +135,21 @@ class ServeConfig:
     score_timeout_s: float = 10.0
     """Deadline of one scorer call; past it the ingress retries on another replica (a node that died hard)."""
     score_attempts: int = 3
-    """Scorer calls per /recommend before it answers 503."""
+    """Calls of an idempotent handle (scorer, feedback, reports) before the ingress answers 503."""
+    call_timeout_s: float = 10.0
+    """Deadline of every other handle call of the ingress (bandit, embedding, catalog, reports); past it 503."""
+    request_timeout_s: float = 60.0
+    """Serve's HTTP request timeout (``http_options.request_timeout_s``) where ``serendip serve`` starts Serve."""
     retrieve_n: int = 200
     """Candidates retrieved by dot product and handed to the bandit."""
     history_len: int = 50
     """Newest history items the user tower reads (requests may send up to 200)."""
     reward_window_s: float = 3600.0
     """Delayed-reward window: after it an impression counts with reward 0 and late feedback gets 410."""
+    max_pending_mb: float = 1024.0
+    """Memory the pending impressions may hold (linear arms keep their slates' features); past it /recommend gets 429."""
+    max_catalog_items: int = 200_000
+    """Products ``PUT /items`` may add (each scorer replica holds all their vectors); past it 429."""
     snapshot_every: int = 10_000
     """Snapshot the bandit state after this many WAL records ..."""
     snapshot_interval_s: float = 60.0
@@ -157,7 +167,11 @@ class ServeConfig:
     seed: int = 0
     """Seed of the bandit's sampling."""
     token_env: str = "SERENDIP_API_TOKEN"
-    """Environment variable holding the optional bearer token that guards every endpoint."""
+    """Environment variable holding the shop's bearer token (/recommend, /feedback, /healthz, /docs)."""
+    operator_token_env: str = "SERENDIP_OPERATOR_TOKEN"
+    """Environment variable holding the operator's bearer token (PUT /items, /stats, /experiments)."""
+    insecure: bool = False
+    """Serve a non-loopback ``host`` without a shop token (``serendip serve`` refuses that otherwise)."""
     secret_env: str = "SERENDIP_SECRET"
     """Environment variable holding the HMAC key of impression ids (else a 0600 key file in state_dir)."""
     blocking: bool = True
@@ -170,18 +184,22 @@ class ServeConfig:
         self.policy_params = {str(k): _number(v) for k, v in dict(self.policy_params).items()}
         self.arms = tuple(self.arms)
         positive_ints = ("port", "scorer_replicas", "ingress_replicas", "max_batch_size", "retrieve_n",
-                         "history_len", "snapshot_every", "wal_group_size", "log_batch_rows", "score_attempts")
+                         "history_len", "snapshot_every", "wal_group_size", "log_batch_rows", "score_attempts",
+                         "max_catalog_items")
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
                 raise ServeConfigError(f"ServeConfig.{name}={getattr(self, name)} must be >= 1")
         positive_floats = ("scorer_num_cpus", "bandit_num_cpus", "ingress_num_cpus", "reward_window_s",
-                           "snapshot_interval_s", "log_interval_s", "score_timeout_s")
+                           "snapshot_interval_s", "log_interval_s", "score_timeout_s", "call_timeout_s",
+                           "request_timeout_s", "max_pending_mb")
         for name in positive_floats:
             if not float(getattr(self, name)) > 0:
                 raise ServeConfigError(f"ServeConfig.{name}={getattr(self, name)} must be > 0")
         for name in ("batch_wait_s", "wal_group_wait_s"):
             if not 0 <= float(getattr(self, name)) <= 1:
                 raise ServeConfigError(f"ServeConfig.{name}={getattr(self, name)} must be in [0, 1] seconds")
+        if self.bandit_replicas != 1:
+            raise ServeConfigError(single_bandit_message(f"ServeConfig.bandit_replicas={self.bandit_replicas}"))
         if self.port > 65535:
             raise ServeConfigError(f"ServeConfig.port={self.port} must be <= 65535")
         if self.scorer_max_replicas < self.scorer_replicas:
@@ -243,6 +261,28 @@ class ServeConfig:
         if "arms" in args:
             args["arms"] = tuple(a if isinstance(a, str) else _arm_spec(ArmConfig.from_value(a)) for a in args["arms"])
         return cls(**args)
+
+
+def single_bandit_message(what: str) -> str:
+    """Why the bandit runs as exactly one replica, for every place that refuses another count."""
+    return (f"{what}: the bandit must run as exactly one replica. It is the only writer of the posteriors and "
+            "holds the pending impressions, so a second replica would answer about half of all feedback with 404 "
+            "and both would write one WAL. Scale the scorer instead (scorer_replicas / scorer_max_replicas).")
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def check_exposure(cfg: ServeConfig, environ: dict[str, str]) -> None:
+    """Refuse to serve a non-loopback host with no shop token unless ``cfg.insecure`` says so."""
+    if cfg.host in LOOPBACK_HOSTS or cfg.host.startswith("127.") or cfg.insecure:
+        return
+    if not environ.get(cfg.token_env):
+        raise ServeConfigError(
+            f"ServeConfig.host={cfg.host!r} is reachable beyond this machine but {cfg.token_env} is not set: anyone "
+            f"could request slates and post rewards. Set {cfg.token_env} (and {cfg.operator_token_env} for PUT /items, "
+            "/stats, /experiments), bind 127.0.0.1, or pass --insecure to serve it open anyway"
+        )
 
 
 def _arm_spec(arm: ArmConfig) -> str:

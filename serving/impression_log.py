@@ -95,6 +95,11 @@ class ImpressionLog:
         self._rows, self._decisions = _empty(COLUMNS), _empty(DECISION_COLUMNS)
         return written
 
+    def discard(self) -> None:
+        """Drop the waiting rows (the caller has set them aside) and skip their part number."""
+        self._rows, self._decisions = _empty(COLUMNS), _empty(DECISION_COLUMNS)
+        self.next_part += 1
+
     def state(self) -> dict[str, list]:
         """The waiting rows and the part counter, for a snapshot (plain lists, JSON-safe)."""
         return {"next_part": self.next_part, "rows": {c: list(v) for c, v in self._rows.items()},

@@ -1,7 +1,8 @@
 """Impressions waiting for their delayed rewards.
 
 A served slate stays pending for the reward window. Feedback fills one slot's reward (once per
-(impression, item): the idempotency key). When the window closes the impression is final: slots
+(impression, item, event): the idempotency key; the strongest event's reward wins, see
+``serving.feedback_events``). When the window closes the impression is final: slots
 with no feedback count with the default reward 0, the policy learns from them, and its rows go to
 the impression log. Pending impressions are written to the WAL when served and to every
 snapshot, so a crash loses none.
@@ -14,6 +15,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+
+ALL_EVENTS = 0xFF
+"""The ``seen`` mask of a slot answered before events were tracked: any repeat is a duplicate."""
 
 
 def encode_array(a: np.ndarray | None) -> dict | None:
@@ -100,6 +104,29 @@ class PendingImpression:
     """Reward per slot; NaN until feedback arrives (k,)."""
     context: DecisionContext | None = None
     """The candidates the slate was drawn from (None in records written before contexts were kept)."""
+    seen: np.ndarray | None = None
+    """Events seen per slot, a bit mask of ``feedback_events.EVENT_BITS`` (uint8, k); None = none yet."""
+
+    def __post_init__(self) -> None:
+        if self.seen is None:
+            self.seen = np.zeros(len(self.item_ids), dtype=np.uint8)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory its arrays hold (the bound on pending impressions counts this)."""
+        arrays = [self.item_ids, self.propensities, self.scores, self.explored, self.features, self.prior,
+                  self.rewards, self.seen]
+        if self.context is not None:
+            arrays += [self.context.candidate_ids, self.context.scores, self.context.prior, self.context.user_vector]
+        return sum(a.nbytes for a in arrays if a is not None)
+
+    def check_rows(self) -> None:
+        """Raise unless its rows fit the impressions schema (propensities in (0, 1], finite scores)."""
+        if not np.all((self.propensities > 0) & (self.propensities <= 1)):
+            raise ValueError(f"policy {self.policy!r} gave propensities {self.propensities.tolist()} outside (0, 1]; "
+                             "the slate is not served")
+        if not np.all(np.isfinite(self.scores)):
+            raise ValueError(f"policy {self.policy!r} gave non-finite scores; the slate is not served")
 
     def record(self) -> dict:
         """The WAL record that re-creates this impression on replay."""
@@ -129,6 +156,8 @@ class PendingStore:
 
     def __init__(self) -> None:
         self._by_serial: OrderedDict[int, PendingImpression] = OrderedDict()
+        self.nbytes = 0
+        """Memory held by the pending impressions' arrays."""
 
     def __len__(self) -> int:
         return len(self._by_serial)
@@ -139,6 +168,7 @@ class PendingStore:
     def add(self, imp: PendingImpression) -> None:
         """Start waiting for feedback on ``imp``."""
         self._by_serial[imp.serial] = imp
+        self.nbytes += imp.nbytes
 
     def get(self, serial: int) -> PendingImpression | None:
         """The pending impression with this serial, or None once final or never served."""
@@ -155,7 +185,9 @@ class PendingStore:
 
     def pop(self, serial: int) -> PendingImpression:
         """Remove and return one impression (it became final)."""
-        return self._by_serial.pop(serial)
+        imp = self._by_serial.pop(serial)
+        self.nbytes -= imp.nbytes
+        return imp
 
     def to_records(self) -> list[dict]:
         """Every pending impression with its rewards so far, for a snapshot."""
@@ -163,6 +195,7 @@ class PendingStore:
         for imp in self._by_serial.values():
             r = imp.record()
             r["rewards"] = encode_array(imp.rewards)
+            r["seen"] = [int(b) for b in imp.seen]
             out.append(r)
         return out
 
@@ -173,5 +206,8 @@ class PendingStore:
         for r in records:
             imp = PendingImpression.from_record(r)
             imp.rewards = decode_array(r["rewards"])
+            # a snapshot from before events were tracked: an answered slot takes no further event
+            imp.seen = (np.asarray(r["seen"], dtype=np.uint8) if "seen" in r
+                        else np.where(np.isnan(imp.rewards), 0, ALL_EVENTS).astype(np.uint8))
             store.add(imp)
         return store

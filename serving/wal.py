@@ -214,11 +214,34 @@ class WriteAheadLog:
         self._close_retired()
 
 
+def quarantine(state_dir: Path, lsn: int, record: dict[str, Any], err: BaseException) -> Path:
+    """Set aside a record that failed to apply: ``state_dir/quarantine/lsn-<lsn>.json`` (the same file
+    on every replay, so a restart loop never fills the disk). Replay goes on without it."""
+    directory = Path(state_dir) / "quarantine"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"lsn-{lsn:012d}.json"
+    tmp = directory / f".{path.name}"
+    tmp.write_text(json.dumps({"lsn": lsn, "error": f"{type(err).__name__}: {err}", "record": record},
+                              default=str))
+    os.replace(tmp, path)
+    log.error("WAL record lsn %d (%s) failed to apply and is quarantined in %s: %r",
+              lsn, record.get("t"), path, err)
+    return path
+
+
 class WriterLock:
     """An exclusive ``flock`` on ``state_dir/LOCK``: one bandit writes a state directory at a time.
 
     A redeployed or restarted replica waits here until the previous one is gone; the kernel drops
     the lock when a process dies, even by SIGKILL.
+
+    The lock is only as good as the filesystem's ``flock``. On a local disk it holds between the
+    processes of one node. Across nodes it holds only where NFS lock semantics do (NFSv4, or NFSv3
+    with a working lockd; Linux maps ``flock`` to byte-range locks there): the lock then lives on
+    the server and outlives the node that took it until its lease expires. A filesystem without
+    them (many FUSE mounts, some CSI drivers, NFS mounted ``nolock``) grants every node the lock,
+    and two bandits would each write the WAL. That is why the app refuses a second bandit replica
+    (``serving.app.check_single_bandit``) instead of relying on this lock alone.
     """
 
     def __init__(self, directory: Path, timeout_s: float = 60.0, poll_s: float = 0.05) -> None:

@@ -73,18 +73,20 @@ def test_a_crashed_writer_is_replayed_to_the_acknowledged_state(tmp_path):
     assert after[1] == before[1]
 
 
-def test_feedback_is_applied_once_per_impression_and_item(tmp_path):
+def test_feedback_is_applied_once_per_impression_item_and_event(tmp_path):
     clock, rng = Clock(), np.random.default_rng(1)
     state = open_state(tmp_path, clock, arms=[ArmConfig("ts", "thompson")])
     body = state.select(1, context(rng), 3)
     item = body["items"][0]["item_id"]
     statuses = asyncio.run(_feedback_twice(state, body["impression_id"], item))
-    assert statuses == ["accepted", "duplicate"]
-    assert state.stats()["arms"][0]["counts"]["feedback"] == 1
+    assert statuses == ["accepted", "duplicate", "accepted", "duplicate"]
+    assert state.stats()["arms"][0]["counts"]["feedback"] == 2
+    assert state.policies[("ts", "thompson")].n_updates == 1  # the slot is learned once
 
 
 async def _feedback_twice(state, impression_id, item):
-    return [await state.feedback(impression_id, item, event="click"), await state.feedback(impression_id, item, reward=1.0)]
+    return [await state.feedback(impression_id, item, event="click"), await state.feedback(impression_id, item, event="click"),
+            await state.feedback(impression_id, item, reward=1.0), await state.feedback(impression_id, item, reward=0.5)]
 
 
 @pytest.mark.parametrize(

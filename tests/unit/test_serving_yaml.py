@@ -20,3 +20,10 @@ def test_the_serve_yaml_parses_into_serve_config_and_arms():
     arms = [ArmConfig.from_value(a) for a in bandit["user_config"]["arms"]]
     assert [a.name for a in arms] == ["control", "explore"]
     assert cfg.scorer_max_replicas >= cfg.scorer_replicas
+
+
+def test_the_serve_yaml_keeps_one_bandit():
+    from serving.app import check_single_bandit
+
+    (app,) = yaml.safe_load(CONFIG.read_text())["applications"]
+    check_single_bandit(app)
