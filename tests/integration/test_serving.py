@@ -139,10 +139,14 @@ def test_duplicate_feedback_is_not_applied_twice(served):
     _, client, _, _ = served
     slate = recommend(client, 8, k=3)
     item = slate["items"][1]["item_id"]
-    assert feedback(client, slate["impression_id"], item, reward=1.0).json() == {"status": "accepted"}
+    assert feedback(client, slate["impression_id"], item, event="view").json() == {"status": "accepted"}
+    assert feedback(client, slate["impression_id"], item, event="click").json() == {"status": "accepted"}
     count = total_feedback(client)
-    assert feedback(client, slate["impression_id"], item, event="purchase").json() == {"status": "duplicate"}
+    assert feedback(client, slate["impression_id"], item, event="click").json() == {"status": "duplicate"}
     assert total_feedback(client) == count
+    # a purchase after the click is a new event: it counts, and the item is never recommended to user 8 again
+    assert feedback(client, slate["impression_id"], item, event="purchase").json() == {"status": "accepted"}
+    assert item not in {i["item_id"] for i in recommend(client, 8, k=44)["items"]}
 
 
 def test_forged_and_unknown_ids_get_404(served):
@@ -291,6 +295,37 @@ def test_fuzzed_requests_never_get_a_5xx(served):
     assert not failures, failures[:3]
 
 
+def test_hostile_requests_get_a_4xx(served):
+    """Inputs a fuzzer rarely makes, as raw HTTP: every one is refused with a 4xx, none reaches a 5xx."""
+    _, client, _, _ = served
+    slate = recommend(client, 12, k=2)
+    item = slate["items"][0]["item_id"]
+    json_type = {"content-type": "application/json"}
+
+    def raw(path, body: bytes, method="POST", **headers):
+        return client.request(method, path, content=body, headers={**json_type, **headers})
+
+    def chunks():
+        yield b'{"impression_id": "x", '
+        yield b'"item_id": 1, "reward": 1.0}'
+
+    cases = {
+        "non-ASCII id": feedback(client, "\u00e7\u00e9\u6f22\u5b57\U0001f642.1.2", item, reward=1.0),
+        "valid id + non-ASCII": feedback(client, slate["impression_id"] + "\u00e9", item, reward=1.0),
+        "escaped lone surrogate": raw("/feedback", b'{"impression_id": "\\ud800abc", "item_id": 1, "reward": 1.0}'),
+        "raw surrogate bytes": raw("/feedback", b'{"impression_id": "\xed\xa0\x80", "item_id": 1, "reward": 1.0}'),
+        "NaN reward": raw("/feedback", b'{"impression_id": "x", "item_id": 1, "reward": NaN}'),
+        "Infinity reward": raw("/feedback", b'{"impression_id": "x", "item_id": 1, "reward": Infinity}'),
+        "NaN k": raw("/recommend", b'{"user_id": 1, "k": NaN}'),
+        "NaN price": raw("/items", b'{"items": [{"item_id": 9, "title": "t", "price": -Infinity}]}', "PUT"),
+        "chunked, no length": client.post("/feedback", content=chunks(), headers=json_type),
+        "body over 1 MiB": raw("/feedback", b'{"impression_id": "' + b"x" * (1 << 20) + b'", "item_id": 1}'),
+    }
+    answers = {name: (r.status_code, r.text[:120]) for name, r in cases.items()}
+    assert all(400 <= status < 500 for status, _ in answers.values()), answers
+    assert answers["chunked, no length"][0] == 411 and answers["body over 1 MiB"][0] == 413, answers
+
+
 def test_a_redeploy_keeps_the_state_and_a_set_token_is_required(served):
     cfg, client, _, _ = served
     auth = {"Authorization": "Bearer s3cret-token"}
@@ -301,8 +336,9 @@ def test_a_redeploy_keeps_the_state_and_a_set_token_is_required(served):
         time.sleep(0.5)
     assert before["pending_impressions"] == 0, before
     # A new runtime_env is a new code version: Serve restarts every deployment.
-    deploy(cfg, runtime_env={"env_vars": {"SERENDIP_API_TOKEN": "s3cret-token"}})
-    after = client.get("/stats", headers=auth).json()
+    deploy(cfg, runtime_env={"env_vars": {"SERENDIP_API_TOKEN": "s3cret-token", "SERENDIP_OPERATOR_TOKEN": "op-token"}})
+    operator = {"Authorization": "Bearer op-token"}
+    after = client.get("/stats", headers=operator).json()
     assert after["replica_started"] != before["replica_started"]
     assert [a["counts"] for a in after["arms"]] == [a["counts"] for a in before["arms"]]
     assert [a["state"] for a in after["arms"]] == [a["state"] for a in before["arms"]]
@@ -310,3 +346,10 @@ def test_a_redeploy_keeps_the_state_and_a_set_token_is_required(served):
     assert client.get("/healthz").status_code == 401
     assert client.get("/stats", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.post("/recommend", json={"user_id": 1}, headers=auth).status_code == 200
+    # the shop's token opens no business data and no writes; the operator's opens no shop endpoint
+    assert client.get("/stats", headers=auth).status_code == 401
+    assert client.get("/experiments", headers=auth).status_code == 401
+    item = {"items": [{"item_id": 501, "title": "rain canvas hat"}]}
+    assert client.put("/items", json=item, headers=auth).status_code == 401
+    assert client.put("/items", json=item, headers=operator).status_code == 200
+    assert client.post("/recommend", json={"user_id": 1}, headers=operator).status_code == 401
