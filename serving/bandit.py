@@ -18,16 +18,20 @@ import time
 import numpy as np
 from ray import serve
 
-from serving.bandit_state import BanditSettings, BanditState, Candidates, ExpiredImpression, UnknownImpression
+from serving.bandit_state import BanditSettings, BanditState
 from serving.catalog import CatalogDelta, CatalogStore
 from serving.config import ArmConfig, ServeConfig, single_bandit_message
+from serving.messages import Candidates, ExpiredImpression, Slate, SlateReply, UnknownImpression
 from serving.telemetry import ServingMetrics
 
 log = logging.getLogger("ray.serve")
 
 TICK_S = 0.5
 # Every method is ``async``: Serve runs sync methods in a thread pool, and the state has one writer
-# that must never run in two threads at once. Async methods share the replica's one event loop.
+# that must never run in two threads at once. Async methods share the replica's one event loop (the
+# replica's main loop in Serve's throughput mode), and every change of the state happens there under
+# ``BanditState.writing``; only the policy's draws (``BanditState.recommend``) and the WAL's fsyncs
+# run in worker threads, so health checks and queue-length probes are answered meanwhile.
 
 
 def bandit_settings(cfg: ServeConfig, secret: str | None) -> BanditSettings:
@@ -63,6 +67,7 @@ class Bandit:
         self.catalog = CatalogStore(cfg.state_dir / "catalog")
         self.max_catalog_items = cfg.max_catalog_items
         self.metrics = ServingMetrics()
+        self.state.timed = self.metrics.timed
         self._ticker: asyncio.Task | None = None
         self.started = time.time()
         log.info("bandit: state at lsn %d (%d records replayed), catalog version %d",
@@ -72,7 +77,8 @@ class Bandit:
         """Apply ``{"arms": [...]}`` live; posteriors are kept (Policy.with_params)."""
         if not isinstance(user_config, dict) or not user_config.get("arms"):
             raise ValueError(f"Bandit user_config {user_config!r}: give {{arms: [{{name, policy, params, weight}}, ...]}}")
-        self.state.reconfigure([ArmConfig.from_value(a) for a in user_config["arms"]])
+        async with self.state.writing:
+            self.state.reconfigure([ArmConfig.from_value(a) for a in user_config["arms"]])
 
     def _ensure_ticker(self) -> None:
         if self._ticker is None or self._ticker.done():
@@ -82,40 +88,36 @@ class Bandit:
         while True:
             await asyncio.sleep(TICK_S)
             try:
-                self.state.tick()
+                async with self.state.writing:
+                    self.state.tick()
                 self.metrics.arms(self.state.experiments())
             except Exception:  # a failed tick must not stop future ticks; check_health reports it
                 log.exception("bandit: periodic work failed")
 
-    async def select(self, user_id: int, candidates: Candidates, k: int) -> dict:
-        """Pick and log the slate for one user; the response body of /recommend."""
+    async def select(self, user_id: int, candidates: Candidates, k: int) -> SlateReply:
+        """Pick and log the slate for one user (raises ``FeaturesNeeded`` or ``Overloaded``, logging nothing)."""
         self._ensure_ticker()
-        with self.metrics.timed("bandit_select"):
-            body = await self.state.recommend(user_id, candidates.context, k, candidates.model_version,
-                                              candidates.user_vector)
-        body["arm_table"] = self.state.arm_table()
-        body["catalog_version"] = self.catalog.version
-        if body.get("need_features"):
-            return body
+        body = await self.state.recommend(user_id, candidates.context, k, candidates.model_version,
+                                          candidates.user_vector)
         explored = sum(item["explored"] for item in body["items"])
         self.metrics.served(body["policy"], len(body["items"]), explored)
-        body["model_version"] = candidates.model_version
-        return body
+        slate = Slate(body["impression_id"], body["policy"], candidates.model_version, body["items"])
+        return SlateReply(slate, self.state.arm_table(), self.catalog.version)
 
-    async def feedback(self, impression_id: str, item_id: int, reward: float | None, event: str | None) -> dict:
-        """``{"status": accepted|duplicate}`` or ``{"error": 404|410, "detail": ...}``."""
+    async def feedback(self, impression_id: str, item_id: int, reward: float | None, event: str | None) -> str:
+        """"accepted" or "duplicate" once the WAL has it; raises ``UnknownImpression`` (404) or
+        ``ExpiredImpression`` (410)."""
         self._ensure_ticker()
-        with self.metrics.timed("bandit_feedback"):
-            try:
-                status = await self.state.feedback(impression_id, item_id, reward, event)
-            except UnknownImpression as err:
-                self.metrics.feedback.inc(1, tags={"arm": "", "status": "unknown"})
-                return {"error": 404, "detail": str(err)}
-            except ExpiredImpression as err:
-                self.metrics.feedback.inc(1, tags={"arm": "", "status": "expired"})
-                return {"error": 410, "detail": str(err)}
+        try:
+            status = await self.state.feedback(impression_id, item_id, reward, event)
+        except UnknownImpression:
+            self.metrics.feedback.inc(1, tags={"arm": "", "status": "unknown"})
+            raise
+        except ExpiredImpression:
+            self.metrics.feedback.inc(1, tags={"arm": "", "status": "expired"})
+            raise
         self.metrics.feedback.inc(1, tags={"arm": "", "status": status})
-        return {"status": status}
+        return status
 
     async def use_model(self, version: str) -> bool:
         """A scorer serves ``version`` from now on; a new one resets the linear posteriors (WAL-logged)."""
@@ -157,8 +159,9 @@ class Bandit:
         return self.catalog.version
 
     async def stats(self) -> dict:
-        """``GET /stats``."""
-        return {**self.state.stats(), "catalog_version": self.catalog.version, "replica_started": self.started}
+        """``GET /stats``: the state's report, the catalog and the time this replica spent in each stage."""
+        return {**self.state.stats(), "catalog_version": self.catalog.version, "replica_started": self.started,
+                "stages_ms": self.metrics.stage_summary()}
 
     async def experiments(self) -> dict:
         """``GET /experiments``."""
@@ -166,7 +169,8 @@ class Bandit:
 
     async def snapshot(self) -> str:
         """Write a snapshot now (operations, tests)."""
-        return str(self.state.snapshot())
+        async with self.state.writing:
+            return str(self.state.snapshot())
 
     async def check_health(self) -> None:
         """Unhealthy once the WAL writer has stopped (``WalFailed``) or the state directory stops accepting

@@ -27,10 +27,12 @@ with its lsn and sets it aside in ``state_dir/quarantine/`` instead of failing e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,43 +45,14 @@ from serving.experiments import ArmCounts, assign_arm, experiment_report
 from serving.feedback_events import correct_reward, event_bit, upgraded
 from serving.impression_id import ImpressionSigner, InvalidImpressionId, load_key
 from serving.impression_log import ImpressionLog
-from serving.pending import DecisionContext, PendingImpression, PendingStore
+from serving.messages import ArmRoute, ExpiredImpression, Overloaded, UnknownImpression
+from serving.pending import PendingImpression, PendingStore
 from serving.purchase_exclusion import PurchaseExclusion
+from serving.slate_draw import SlateDraw, draw_slate, fresh_copy, pending_impression, slate_items
 from serving.snapshot import BanditSnapshot, latest_snapshot, prune_snapshots, write_snapshot
 from serving.wal import WriteAheadLog, WriterLock, quarantine, replay
 
 log = logging.getLogger(__name__)
-
-
-def fresh_copy(policy: Policy) -> Policy:
-    """The same policy and parameters with nothing learned (a linear posterior back at its prior)."""
-    return make_policy(policy.name, **policy.params())
-
-
-class UnknownImpression(LookupError):
-    """Feedback names an impression (or an item of it) that was never served: HTTP 404."""
-
-
-class ExpiredImpression(LookupError):
-    """Feedback arrived after the reward window closed: HTTP 410."""
-
-
-class Overloaded(RuntimeError):
-    """Pending impressions hold more memory than ``max_pending_mb``: HTTP 429 until windows close."""
-
-
-@dataclass
-class Candidates:
-    """What the scorer hands the bandit for one request."""
-
-    context: Context | None
-    """Candidates with scores, neural-linear features and calibrated prior; None when nothing is left."""
-    model_version: str
-    """Which model scored them."""
-    catalog_version: int
-    """Which catalog version the scorer held."""
-    user_vector: np.ndarray | None = None
-    """The user tower's output the candidates were scored with (logged with the decision)."""
 
 
 @dataclass
@@ -138,6 +111,10 @@ class BanditState:
         self.snapshot_lsn = self._restore(root)
         self.wal = WriteAheadLog(root / "wal", self.lsn + 1, settings.wal_group_size, settings.wal_group_wait_s)
         self._last_snapshot_time = clock()
+        self.writing = asyncio.Lock()
+        """Held by a draw in its worker thread until its slate is logged; every change on the loop takes it."""
+        self.timed: Callable[[str], AbstractContextManager] = nullcontext
+        """``timed(stage)`` around each stage (the deployment sets ``ServingMetrics.timed``)."""
         if arms is not None:
             self.reconfigure(arms)
 
@@ -308,9 +285,9 @@ class BanditState:
         """The clock in Unix milliseconds, never behind the last served slate."""
         return max(int(self.clock() * 1000), self.last_ms)
 
-    def arm_table(self) -> list[tuple[float, bool]]:
-        """(weight, reads features) per arm: lets the ingress ask the scorer for features only when needed."""
-        return [(a.weight, isinstance(self.policies[(a.name, a.policy)], LinearPolicy)) for a in self.arms]
+    def arm_table(self) -> list[ArmRoute]:
+        """Weight and whether it reads features, per arm: the ingress asks the scorer for features only when needed."""
+        return [ArmRoute(a.weight, isinstance(self.policies[(a.name, a.policy)], LinearPolicy)) for a in self.arms]
 
     def arm_for(self, user_id: int) -> ArmConfig:
         """The user's A/B arm (stable hash of user_id)."""
@@ -322,50 +299,38 @@ class BanditState:
 
         The candidates, with ``model_version`` and the ``user_vector`` they were scored with, are
         logged as the slate's decision context. A linear policy given a context without features
-        answers ``{"need_features": True}``.
+        raises ``FeaturesNeeded`` before anything is logged.
         """
+        return self.log_slate(self.draw(user_id, ctx, k, model_version, user_vector))
+
+    def draw(self, user_id: int, ctx: Context | None, k: int, model_version: str = "",
+             user_vector: np.ndarray | None = None) -> SlateDraw:
+        """``select``'s CPU part: the user's arm draws a slate. It changes nothing but the sampling rng and
+        the policy's caches, so it may run in a worker thread, provided nothing else touches the state
+        until ``log_slate`` has logged it (``recommend`` holds ``writing`` across both)."""
         arm = self.arm_for(user_id)
         ctx = None if ctx is None else self.purchases.without_purchases(user_id, ctx)
-        k = 0 if ctx is None else min(int(k), len(ctx.item_ids))
-        if k == 0:
-            return {"impression_id": None, "policy": arm.name, "items": []}
-        policy = self.policies[(arm.name, arm.policy)]
-        if isinstance(policy, LinearPolicy) and ctx.features is None:
-            return {"need_features": True}
-        if self.pending.nbytes > self.settings.max_pending_mb * 2**20:
+        if ctx is not None and min(int(k), len(ctx.item_ids)) > 0 and self.pending.nbytes > self.settings.max_pending_mb * 2**20:
             raise Overloaded(
                 f"{len(self.pending)} pending impressions hold {self.pending.nbytes / 2**20:.0f} MiB, over "
                 f"max_pending_mb={self.settings.max_pending_mb:g}; they free as reward windows close "
                 "(raise max_pending_mb or shorten reward_window_s)"
             )
-        if not self.model_version and model_version:
-            self._record({"t": "model", "version": model_version})  # the first model this state serves
-        stale = bool(model_version) and model_version != self.model_version
-        if isinstance(policy, LinearPolicy) and stale:
-            # A scorer replica still on the previous model (a rollout in progress): its features live in
-            # another space, so rank them with the prior alone and learn nothing from the answer.
-            policy = fresh_copy(policy)
-        slate = policy.select(ctx, k, self.rng)
-        idx = np.asarray(slate.indices)
-        # Only linear policies learn from features; the others' pending impressions stay small.
-        features = ctx.features if isinstance(policy, LinearPolicy) and not stale else None
-        imp = PendingImpression(
-            serial=self.next_serial, issued_ms=self.now_ms(), user_id=int(user_id), arm=arm.name,
-            policy=arm.policy, item_ids=np.asarray(slate.item_ids, dtype=np.int64),
-            propensities=np.asarray(slate.propensities, dtype=np.float64),
-            scores=np.asarray(slate.scores, dtype=np.float64), explored=np.asarray(slate.explored, dtype=bool),
-            features=None if features is None else np.asarray(features)[idx],
-            prior=None if ctx.prior is None else np.asarray(ctx.prior)[idx],
-            rewards=np.full(len(idx), np.nan),
-            context=DecisionContext(ctx.item_ids, ctx.scores, ctx.prior, user_vector, model_version),
-        )
-        imp.check_rows()  # the impression log would refuse them at flush time: refuse them before logging
+        # The first model a state serves becomes its space when the slate is logged (log_slate).
+        stale = bool(model_version) and model_version != (self.model_version or model_version)
+        return draw_slate(user_id, arm, self.policies[(arm.name, arm.policy)], ctx, k, model_version, stale,
+                          self.rng, user_vector)
+
+    def log_slate(self, drawn: SlateDraw) -> dict:
+        """Log a drawn slate as a pending impression (a WAL record) and return the /recommend body."""
+        if drawn.slate is None:
+            return {"impression_id": None, "policy": drawn.arm.name, "items": []}
+        if not self.model_version and drawn.model_version:
+            self._record({"t": "model", "version": drawn.model_version})  # the first model this state serves
+        imp = pending_impression(drawn, self.next_serial, self.now_ms())
         self._record(imp.record())
-        items = [
-            {"item_id": int(i), "position": p, "score": float(s), "propensity": float(q), "explored": bool(e)}
-            for p, (i, s, q, e) in enumerate(zip(imp.item_ids, imp.scores, imp.propensities, imp.explored, strict=True))
-        ]
-        return {"impression_id": self.signer.issue(imp.serial, imp.issued_ms), "policy": arm.name, "items": items}
+        return {"impression_id": self.signer.issue(imp.serial, imp.issued_ms), "policy": drawn.arm.name,
+                "items": slate_items(imp)}
 
     def check_feedback(self, impression_id: str, item_id: int) -> tuple[PendingImpression, int]:
         """The pending impression and slot feedback refers to; raises Unknown (404) or Expired (410)."""
@@ -388,30 +353,53 @@ class BanditState:
 
     async def recommend(self, user_id: int, ctx: Context | None, k: int, model_version: str = "",
                         user_vector: np.ndarray | None = None) -> dict:
-        """``select``, answered only once the slate's impression record is fsynced (the same group
-        commit as feedback): a crash after the answer never loses an impression a shopper saw."""
-        body = self.select(user_id, ctx, k, model_version, user_vector)
-        await self.wal.commit(self.lsn)
+        """``select`` with its draws in a worker thread, answered only once the slate's impression record
+        is fsynced (the same group commit as feedback): a crash after the answer never loses an
+        impression a shopper saw.
+
+        One writer, two threads: the draw reads the posteriors (and fills a policy's caches) in a
+        worker thread while the event loop goes on; every change of the state, the slate's own log
+        record included, happens on the loop. ``writing`` keeps the two apart: it is held from the
+        draw until its slate is logged, and every other change waits for it (``feedback``,
+        ``use_model``, and the ``Bandit`` deployment's ticks and reconfigures). The WAL is only ever
+        touched on the loop; only its fsync runs in a thread (``WriteAheadLog.commit``).
+        """
+        async with self.writing:
+            with self.timed("bandit_select"):
+                drawn = await asyncio.to_thread(self.draw, user_id, ctx, k, model_version, user_vector)
+            with self.timed("wal_append"):
+                body = self.log_slate(drawn)
+        with self.timed("wal_commit"):
+            await self.wal.commit(self.lsn)
         return body
 
-    async def feedback(self, impression_id: str, item_id: int, reward: float | None = None,
-                       event: str | None = None) -> str:
-        """Apply one event (or raw reward) once per (impression, item, event): "accepted" after the WAL
-        fsync, or "duplicate". The slot keeps the strongest reward seen."""
+    def record_feedback(self, impression_id: str, item_id: int, reward: float | None = None,
+                        event: str | None = None) -> tuple[str, int]:
+        """Apply one event (or raw reward) once per (impression, item, event): ("accepted" | "duplicate", the
+        lsn to commit before saying so). The slot keeps the strongest reward seen."""
         if event is not None and event not in self.settings.event_rewards:
             raise ValueError(f"event {event!r} is not one of {sorted(self.settings.event_rewards)}")
         self.expire()
         imp, slot = self.check_feedback(impression_id, item_id)
         if imp.seen[slot] & event_bit(event):
-            await self.wal.commit(self.wal.appended_lsn)
-            return "duplicate"
+            return "duplicate", self.wal.appended_lsn
         value = float(self.settings.event_rewards[event]) if reward is None else float(reward)
         self._feedback_rows(imp, np.array([slot]), np.array([value]))  # validate before logging
-        lsn = self._record({"t": "fb", "serial": imp.serial, "slot": slot, "reward": value, "event": event,
-                            "ms": self.now_ms()})
-        await self.wal.commit(lsn)
-        self.maybe_snapshot()
-        return "accepted"
+        return "accepted", self._record({"t": "fb", "serial": imp.serial, "slot": slot, "reward": value,
+                                         "event": event, "ms": self.now_ms()})
+
+    async def feedback(self, impression_id: str, item_id: int, reward: float | None = None,
+                       event: str | None = None) -> str:
+        """``record_feedback``, answered once the WAL fsync covers it."""
+        async with self.writing:
+            with self.timed("wal_append"):
+                status, lsn = self.record_feedback(impression_id, item_id, reward, event)
+        with self.timed("wal_commit"):
+            await self.wal.commit(lsn)
+        if status == "accepted":
+            async with self.writing:
+                self.maybe_snapshot()
+        return status
 
     async def use_model(self, version: str) -> bool:
         """Serve ``version`` from now on (a scorer announces its model before it swaps to it).
@@ -421,9 +409,11 @@ class BanditState:
         """
         if not isinstance(version, str) or not version:
             raise ValueError(f"use_model: model version {version!r} must be a non-empty string")
-        if version == self.model_version:
-            return False
-        await self.wal.commit(self._record({"t": "model", "version": version}))
+        async with self.writing:
+            if version == self.model_version:
+                return False
+            lsn = self._record({"t": "model", "version": version})
+        await self.wal.commit(lsn)
         return True
 
     # -- time-driven work --------------------------------------------------------------------------

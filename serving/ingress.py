@@ -33,9 +33,18 @@ from serving.api import (
     RecommendRequest,
     RecommendResponse,
 )
-from serving.bandit_state import Overloaded
 from serving.catalog import CatalogFull
 from serving.experiments import assign_arm
+from serving.messages import (
+    ArmRoute,
+    ExpiredImpression,
+    FeaturesNeeded,
+    Overloaded,
+    ScoreRequest,
+    Slate,
+    UnknownImpression,
+    unwrap,
+)
 from serving.telemetry import ServingMetrics
 from serving.wal import WalFailed
 
@@ -126,14 +135,18 @@ class DeadlinePassed(TimeoutError):
 def http_error(stage: str, err: BaseException) -> HTTPException:
     """The client's answer to a failed downstream call: 429 when full, else 503; always with Retry-After.
 
-    A replica's exception arrives wrapped (Ray's RayTaskError, an instance of the cause's class too),
-    so the cause is looked up on both.
+    A replica's exception arrives wrapped (Ray's RayTaskError, an instance of the cause's class too):
+    the class is checked on the cause, and the detail is the cause's own message, not Ray's trace.
     """
-    cause = getattr(err, "cause", None) or err
+    cause = unwrap(err)
     retry = {"Retry-After": str(RETRY_AFTER_S)}
-    if isinstance(err, (Overloaded, CatalogFull)) or isinstance(cause, (Overloaded, CatalogFull)):
+    if isinstance(cause, UnknownImpression):
+        return HTTPException(status_code=404, detail=str(cause))
+    if isinstance(cause, ExpiredImpression):
+        return HTTPException(status_code=410, detail=str(cause))
+    if isinstance(cause, (Overloaded, CatalogFull)):
         return HTTPException(status_code=429, detail=f"{stage}: {cause}", headers=retry)
-    if isinstance(err, WalFailed) or isinstance(cause, WalFailed):
+    if isinstance(cause, WalFailed):
         reason = "the bandit's write-ahead log failed; a new replica is replaying it"
     elif isinstance(err, DeadlinePassed):
         reason = str(err)
@@ -174,43 +187,49 @@ class Ingress:
         Guard.token = os.environ.get(token_env) or None
         Guard.operator_token = os.environ.get(operator_token_env) or None
         self.catalog_version = 0
-        self.arm_table: list[tuple[float, bool]] | None = None
+        """The newest catalog version a bandit reply named (scorers behind it catch up)."""
+        self.arms: list[ArmRoute] | None = None
+        """The arms as the last bandit reply named them (None: ask for features until it has)."""
         self.metrics = ServingMetrics()
 
     def _wants_features(self, user_id: int) -> bool:
         """Whether this user's arm reads features (True until the bandit has told us its arms)."""
-        if self.arm_table is None:
+        if self.arms is None:
             return True
-        return self.arm_table[assign_arm(user_id, [w for w, _ in self.arm_table])][1]
+        return self.arms[assign_arm(user_id, [a.weight for a in self.arms])].reads_features
 
     async def _call(self, stage: str, call, attempts: int = 1, timeout_s: float | None = None):
         """A handle call under its deadline: a replica on a node that died without a word would hold the
         request until Ray notices (tens of seconds). Only idempotent calls pass ``attempts > 1``."""
         return await call_with_deadline(stage, call, timeout_s or self.call_timeout_s, attempts)
 
-    async def _slate(self, body: RecommendRequest, with_features: bool) -> dict:
+    async def _slate(self, body: RecommendRequest, with_features: bool) -> Slate:
         # Scoring is pure, so it is retried (on another replica); select is not: the bandit may have
         # logged the slate already, and a second one would be a second impression.
-        candidates = await self._call(
-            "scoring", lambda: self.scorer.score.remote(body.model_dump(), self.catalog_version, with_features),
-            self.score_attempts, self.score_timeout_s)
-        result = await self._call("slate selection", lambda: self.bandit.select.remote(body.user_id, candidates, body.k))
-        self.arm_table = [tuple(a) for a in result.pop("arm_table")]
-        self.catalog_version = max(self.catalog_version, result.pop("catalog_version"))
-        return result
+        request = ScoreRequest.of(body, self.catalog_version, with_features)
+        candidates = await self._call("scoring", lambda: self.scorer.score.remote(request),
+                                      self.score_attempts, self.score_timeout_s)
+        reply = await self._call("slate selection", lambda: self.bandit.select.remote(body.user_id, candidates, body.k))
+        self.arms = reply.arms
+        self.catalog_version = max(self.catalog_version, reply.catalog_version)
+        return reply.slate
 
     @api.post("/recommend", response_model=RecommendResponse)
     async def recommend(self, body: RecommendRequest) -> dict:
         """A slate of ``k`` items for the user, each with its propensity; keep ``impression_id`` for /feedback."""
         start = time.perf_counter()
+        with_features = self._wants_features(body.user_id)
         try:
-            result = await self._slate(body, self._wants_features(body.user_id))
-            if result.get("need_features"):  # the arms changed since the last slate
-                result = await self._slate(body, True)
+            try:
+                slate = await self._slate(body, with_features)
+            except FeaturesNeeded:  # the arms changed since the last slate: the user's arm now reads features
+                if with_features:
+                    raise
+                slate = await self._slate(body, True)
         except Exception as err:  # a crashed or restarting replica: say so, with no trace
             raise http_error("recommendation", err) from None
-        self.metrics.latency.observe((time.perf_counter() - start) * 1000, tags={"stage": "recommend"})
-        return result
+        self.metrics.observe("recommend", (time.perf_counter() - start) * 1000)
+        return slate.body()
 
     @api.post("/feedback", response_model=FeedbackResponse,
               responses={404: {"description": "unknown or forged impression id"},
@@ -219,14 +238,12 @@ class Ingress:
         """A reward or event for one shown item; acknowledged only once it is in the fsynced WAL."""
         start = time.perf_counter()
         try:  # idempotent per (impression, item, event): safe to retry
-            result = await self._call("feedback", lambda: self.bandit.feedback.remote(
+            status = await self._call("feedback", lambda: self.bandit.feedback.remote(
                 body.impression_id, body.item_id, body.reward, body.event), self.score_attempts)
-        except Exception as err:
+        except Exception as err:  # UnknownImpression 404, ExpiredImpression 410, else 429/503
             raise http_error("feedback", err) from None
-        if "error" in result:
-            raise HTTPException(status_code=result["error"], detail=result["detail"])
-        self.metrics.latency.observe((time.perf_counter() - start) * 1000, tags={"stage": "feedback"})
-        return result
+        self.metrics.observe("feedback", (time.perf_counter() - start) * 1000)
+        return {"status": status}
 
     @api.put("/items", response_model=ItemsResponse)
     async def put_items(self, body: ItemsRequest) -> dict:
@@ -252,11 +269,16 @@ class Ingress:
 
     @api.get("/stats")
     async def stats(self) -> dict:
-        """The policies' state: per-arm counters and parameters, WAL and snapshot positions."""
+        """The policies' state: per-arm counters and parameters, WAL and snapshot positions, and the time
+        spent in each stage (``stages_ms``: this ingress replica, one scorer replica, the bandit)."""
         try:
-            return await self._call("stats", lambda: self.bandit.stats.remote(), self.score_attempts)
+            stats, scorer = await asyncio.gather(
+                self._call("stats", lambda: self.bandit.stats.remote(), self.score_attempts),
+                self._call("stats", lambda: self.scorer.stage_summary.remote(), self.score_attempts))
         except Exception as err:
             raise http_error("stats", err) from None
+        stats["stages_ms"] = {"ingress": self.metrics.stage_summary(), "scorer": scorer, "bandit": stats["stages_ms"]}
+        return stats
 
     @api.get("/experiments")
     async def experiments(self) -> dict:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +25,8 @@ from recsys.model import ItemTable, TwoTower
 from recsys.model.bandit_input import bandit_input
 from recsys.policies import Context
 from recsys.policies.base import top_k
-from serving.bandit_state import Candidates
 from serving.catalog import CatalogDelta
+from serving.messages import Candidates, ScoreRequest
 
 EVENT_CODE = {name: code for code, name in enumerate(EVENT_TYPES)}
 PURCHASE = EVENT_CODE["purchase"]
@@ -71,8 +74,40 @@ def model_version(model_dir: Path, model: TwoTower, table: ItemTable | None = No
     return f"{name}#{hashlib.sha256(np.ascontiguousarray(table.vectors).tobytes()).hexdigest()[:8]}"
 
 
+@dataclass(frozen=True)
+class ItemIndex:
+    """One catalog version's item matrix and its id lookup, swapped as a whole (one assignment), so a
+    batch scoring in a worker thread never sees the table of one version and the vectors of another."""
+
+    table: ItemTable
+    order: np.ndarray
+    """Rows of ``table`` in id order."""
+    sorted_ids: np.ndarray
+    """``table.item_ids[order]``."""
+    vectors: torch.Tensor
+    """``table.vectors`` as a tensor (shared memory)."""
+
+    @classmethod
+    def of(cls, table: ItemTable) -> ItemIndex:
+        """The index of ``table``."""
+        order = np.argsort(table.item_ids, kind="stable")
+        return cls(table, order, table.item_ids[order], torch.from_numpy(table.vectors))
+
+    def rows(self, item_ids) -> np.ndarray:
+        """Catalog rows of the known ids among ``item_ids`` (unknown ids are dropped, order kept)."""
+        ids = np.asarray(item_ids, dtype=np.int64)
+        if not len(ids) or not len(self.sorted_ids):
+            return np.zeros(0, np.int64)
+        pos = np.clip(np.searchsorted(self.sorted_ids, ids), 0, len(self.sorted_ids) - 1)
+        return self.order[pos[self.sorted_ids[pos] == ids]]
+
+
 class Retriever:
-    """The scorer's work for a batch of requests."""
+    """The scorer's work for a batch of requests.
+
+    ``candidates`` may run in a worker thread while ``apply`` runs on the event loop: a batch reads
+    ``self.index`` once, and ``apply`` replaces it in one assignment.
+    """
 
     def __init__(self, model: TwoTower, table: ItemTable, *, retrieve_n: int = 200, history_len: int = 50,
                  purchases: PurchaseIndex | None = None, query_model: TwoTower | None = None,
@@ -84,37 +119,35 @@ class Retriever:
         self.purchases = purchases
         self.version = version
         self.catalog_version = 0
-        self._set_table(table)
+        self.index = ItemIndex.of(table)
+        self.timed: Callable[[str], AbstractContextManager] = nullcontext
+        """``timed(stage)`` around the user tower and the retrieval (the Scorer sets ``ServingMetrics.timed``)."""
 
-    def _set_table(self, table: ItemTable) -> None:
-        self.table = table
-        self._order = np.argsort(table.item_ids, kind="stable")
-        self._sorted = table.item_ids[self._order]
-        self._vectors = torch.from_numpy(table.vectors)
+    @property
+    def table(self) -> ItemTable:
+        """The item table of the current catalog version."""
+        return self.index.table
 
     def rows(self, item_ids) -> np.ndarray:
         """Catalog rows of the known ids among ``item_ids`` (unknown ids are dropped, order kept)."""
-        ids = np.asarray(item_ids, dtype=np.int64)
-        if not len(ids) or not len(self._sorted):
-            return np.zeros(0, np.int64)
-        pos = np.clip(np.searchsorted(self._sorted, ids), 0, len(self._sorted) - 1)
-        return self._order[pos[self._sorted[pos] == ids]]
+        return self.index.rows(item_ids)
 
     def apply(self, delta: CatalogDelta) -> None:
         """Add or re-embed the items of a newer catalog version."""
         if len(delta.item_ids):
-            self._set_table(self.table.upsert(delta.item_ids, delta.vectors))
+            self.index = ItemIndex.of(self.table.upsert(delta.item_ids, delta.vectors))
         self.catalog_version = max(self.catalog_version, delta.version)
 
     @torch.inference_mode()
-    def user_vectors(self, requests: list[dict]) -> torch.Tensor:
+    def user_vectors(self, requests: list[ScoreRequest], index: ItemIndex | None = None) -> torch.Tensor:
         """User vectors (B, d) from cached history vectors, plus the query where one is given."""
+        index = index or self.index
         histories = []
         for req in requests:
-            history = np.asarray(req.get("history") or [], np.int64)
-            codes = np.asarray([EVENT_CODE[e] for e in req.get("history_events") or ["click"] * len(history)], np.int64)
-            known = np.isin(history, self._sorted) if len(history) else np.zeros(0, bool)
-            histories.append((self.rows(history[known])[: self.history_len], codes[known][: self.history_len]))
+            history = np.asarray(req.history or [], np.int64)
+            codes = np.asarray([EVENT_CODE[e] for e in req.history_events or ["click"] * len(history)], np.int64)
+            known = np.isin(history, index.sorted_ids) if len(history) else np.zeros(0, bool)
+            histories.append((index.rows(history[known])[: self.history_len], codes[known][: self.history_len]))
         # Pad to the longest history of this batch, not to history_len: the user tower's cost is O(L).
         length = max(1, max(len(rows) for rows, _ in histories))
         rows = np.zeros((len(requests), length), np.int64)
@@ -122,63 +155,67 @@ class Retriever:
         mask = np.zeros((len(requests), length), bool)
         for b, (hist_rows, codes) in enumerate(histories):
             rows[b, : len(hist_rows)], events[b, : len(hist_rows)], mask[b, : len(hist_rows)] = hist_rows, codes, True
-        vecs = self._vectors[torch.from_numpy(rows)]
+        vecs = index.vectors[torch.from_numpy(rows)]
         events_t, mask_t = torch.from_numpy(events), torch.from_numpy(mask)
-        queries = [b for b, r in enumerate(requests) if r.get("query")]
+        queries = [b for b, r in enumerate(requests) if r.query]
         if not queries:
             return self.model.encode_users(vecs, events_t, mask_t, None)
         users = torch.empty(len(requests), self.model.config.dim)
         plain = [b for b in range(len(requests)) if b not in set(queries)]
         if plain:
             users[plain] = self.model.encode_users(vecs[plain], events_t[plain], mask_t[plain], None)
-        q = torch.from_numpy(self.query_model.embed_queries([requests[b]["query"] for b in queries]))
+        q = torch.from_numpy(self.query_model.embed_queries([requests[b].query for b in queries]))
         users[queries] = self.model.encode_users(vecs[queries], events_t[queries], mask_t[queries], q)
         return users
 
-    def _excluded(self, req: dict) -> np.ndarray:
+    def _excluded(self, req: ScoreRequest) -> np.ndarray:
         """Ids never to show this user: the exclude list, purchases in the history and in the shop log."""
-        parts = [np.asarray(req.get("exclude") or [], np.int64)]
-        if req.get("history_events"):
-            history = np.asarray(req["history"], np.int64)
-            parts.append(history[np.asarray([EVENT_CODE[e] == PURCHASE for e in req["history_events"]], bool)])
+        parts = [np.asarray(req.exclude or [], np.int64)]
+        if req.history_events:
+            history = np.asarray(req.history, np.int64)
+            parts.append(history[np.asarray([EVENT_CODE[e] == PURCHASE for e in req.history_events], bool)])
         if self.purchases is not None:
-            parts.append(self.purchases.of(int(req["user_id"])))
+            parts.append(self.purchases.of(int(req.user_id)))
         return np.concatenate(parts)
 
     @torch.inference_mode()
-    def candidates(self, requests: list[dict], with_features: list[bool] | None = None) -> list[Candidates]:
+    def candidates(self, requests: list[ScoreRequest]) -> list[Candidates]:
         """The bandit context of each request (top-N by score among allowed items).
 
-        ``with_features[b]`` asks for neural-linear features (only linear policies read them; they
-        are the bulk of a context, n x d floats, so the others go without).
+        Neural-linear features only where ``request.with_features`` (only linear policies read them;
+        they are the bulk of a context, n x d floats, so the others go without). Blocking (the user
+        tower and a matrix product): the Scorer runs it in a worker thread.
         """
-        with_features = with_features or [True] * len(requests)
-        users = self.user_vectors(requests)
-        full = [b for b, r in enumerate(requests) if r.get("candidates") is None]
-        all_scores = (users[full] @ self._vectors.T / self.model.temperature).numpy() if full else None
-        out = []
-        for b, req in enumerate(requests):
-            if req.get("candidates") is None:
-                rows, scores = None, all_scores[full.index(b)].copy()
-            else:
-                rows = np.unique(self.rows(req["candidates"]))
-                scores = (self._vectors[torch.from_numpy(rows)] @ users[b] / self.model.temperature).numpy()
-            banned = self.rows(self._excluded(req))
-            if rows is None:
-                scores[banned] = -np.inf
-            else:
-                scores[np.isin(rows, banned)] = -np.inf
-            out.append(self._context(users[b], rows, scores, with_features[b]))
+        index = self.index  # one catalog version for the whole batch, whatever ``apply`` does meanwhile
+        with self.timed("user_tower"):
+            users = self.user_vectors(requests, index)
+        with self.timed("retrieval"):
+            full = [b for b, r in enumerate(requests) if r.candidates is None]
+            all_scores = (users[full] @ index.vectors.T / self.model.temperature).numpy() if full else None
+            out = []
+            for b, req in enumerate(requests):
+                if req.candidates is None:
+                    rows, scores = None, all_scores[full.index(b)].copy()
+                else:
+                    rows = np.unique(index.rows(req.candidates))
+                    scores = (index.vectors[torch.from_numpy(rows)] @ users[b] / self.model.temperature).numpy()
+                banned = index.rows(self._excluded(req))
+                if rows is None:
+                    scores[banned] = -np.inf
+                else:
+                    scores[np.isin(rows, banned)] = -np.inf
+                out.append(self._context(index, users[b], rows, scores, req.with_features))
         return out
 
-    def _context(self, user: torch.Tensor, rows: np.ndarray | None, scores: np.ndarray, with_features: bool) -> Candidates:
+    def _context(self, index: ItemIndex, user: torch.Tensor, rows: np.ndarray | None, scores: np.ndarray,
+                 with_features: bool) -> Candidates:
         allowed = int(np.isfinite(scores).sum())
         if allowed == 0:
             return Candidates(None, self.version, self.catalog_version)
         pick = top_k(scores, min(self.retrieve_n, allowed))
         cand_rows = pick if rows is None else rows[pick]
-        given = bandit_input(self.model, user.numpy(), self.table.vectors[cand_rows], scores[pick], with_features)
-        ctx = Context(item_ids=self.table.item_ids[cand_rows], scores=given.scores, features=given.features,
+        given = bandit_input(self.model, user.numpy(), index.table.vectors[cand_rows], scores[pick], with_features)
+        ctx = Context(item_ids=index.table.item_ids[cand_rows], scores=given.scores, features=given.features,
                       prior=given.prior)
         return Candidates(ctx, self.version, self.catalog_version, user.numpy())
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,9 @@ from ray.serve.handle import DeploymentHandle
 
 from recsys.data import read_table
 from recsys.model import ItemTable, TwoTower, load_item_table
-from serving.bandit_state import Candidates
 from serving.catalog import CatalogDelta, CatalogStore, EmbeddedItems
 from serving.config import ServeConfig
+from serving.messages import Candidates, ScoreRequest
 from serving.quantization import quantized_copy
 from serving.retrieval import ItemEmbedder, PurchaseIndex, Retriever, model_version
 from serving.telemetry import ServingMetrics
@@ -101,6 +102,12 @@ class Scorer:
         self._score_batch.set_max_batch_size(self.cfg.max_batch_size)
         self._score_batch.set_batch_wait_timeout_s(self.cfg.batch_wait_s)
         self.metrics = ServingMetrics()
+        self.served.retriever.timed = self.metrics.timed
+        # One thread scores, one batch at a time: the user tower and the matrix product release the GIL,
+        # so the replica's event loop (its requests, health checks and queue-length probes, and in
+        # throughput mode Serve's own request handling) goes on meanwhile; and the model's tokenizer
+        # (free-text queries) is only ever used by this one thread.
+        self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
 
     async def reconfigure(self, user_config: dict | None) -> None:
         """``{"model": PATH}``: serve that model from now on, without a restart (a no-op for the loaded one).
@@ -123,21 +130,22 @@ class Scorer:
                 # reconfigure with the same config): a bad path must not take serving down.
                 log.exception("scorer: model %s did not load; still serving %s", path, self.served.version)
                 return
+            served.retriever.timed = self.metrics.timed
             await self._sync(served, 0)
             old, self.served = self.served.version, served  # the swap: the next batch scores with the new model
         log.info("scorer: model %s replaced by %s (%d items)", old, served.version, len(served.retriever.table.item_ids))
 
-    async def score(self, request: dict, catalog_version: int, with_features: bool = True) -> Candidates:
-        """The bandit context for one /recommend body (batched with concurrent calls)."""
-        return await self._score_batch(request, catalog_version, with_features)
+    async def score(self, request: ScoreRequest) -> Candidates:
+        """The bandit context for one /recommend (batched with concurrent calls)."""
+        return await self._score_batch(request)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def _score_batch(self, requests: list[dict], catalog_versions: list[int],
-                           with_features: list[bool]) -> list[Candidates]:
+    async def _score_batch(self, requests: list[ScoreRequest]) -> list[Candidates]:
         served = self.served  # one model for the whole batch, even if a swap lands meanwhile
-        await self._sync(served, max(catalog_versions))
+        await self._sync(served, max(r.catalog_version for r in requests))
         with self.metrics.timed("scorer_batch"):
-            return served.retriever.candidates(requests, with_features)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._scoring, served.retriever.candidates, requests)
 
     async def _sync(self, served: ServedModel, wanted: int) -> None:
         """Tell the bandit the model (once) and pull the products ``served`` misses, re-embedding the ones
@@ -158,6 +166,10 @@ class Scorer:
             await self.bandit.add_items.remote(ids, vectors, delta.to_embed, model=served.version)
             retriever.apply(CatalogDelta(delta.version, ids, vectors))
         served.synced = True
+
+    async def stage_summary(self) -> dict:
+        """This replica's time in each stage (user tower, retrieval, batch, embedding, model load)."""
+        return self.metrics.stage_summary()
 
     async def embed(self, rows: list[dict]) -> EmbeddedItems:
         """Item vectors of new or changed products (fp32 item tower), how many were already known, and

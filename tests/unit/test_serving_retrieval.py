@@ -13,6 +13,7 @@ import torch
 
 from recsys.model import TwoTower, TwoTowerConfig, build_tiny_base
 from serving.catalog import CatalogStore
+from serving.messages import ScoreRequest
 from serving.quantization import agreement, quantized_copy
 from serving.retrieval import ItemEmbedder, PurchaseIndex, Retriever
 
@@ -39,7 +40,7 @@ def retriever(model):
 
 
 def test_candidates_are_the_top_n_by_score_without_banned_items(retriever):
-    req = {"user_id": 7, "history": [1, 2, 999], "history_events": ["purchase", "click", "view"], "exclude": [4]}
+    req = ScoreRequest(7, history=[1, 2, 999], history_events=["purchase", "click", "view"], exclude=[4])
     (cands,) = retriever.candidates([req])
     ctx = cands.context
     assert len(ctx.item_ids) == 5 and not set(ctx.item_ids) & {1, 3, 4}  # history purchase, shop purchase, exclude
@@ -55,15 +56,15 @@ def test_candidates_are_the_top_n_by_score_without_banned_items(retriever):
 
 def test_candidate_lists_and_queries(retriever):
     plain, queried, limited, empty = retriever.candidates([
-        {"user_id": 1, "history": [0]},
-        {"user_id": 1, "history": [0], "query": "warm scarf"},
-        {"user_id": 1, "candidates": [5, 6, 6, 12345], "exclude": [6]},
-        {"user_id": 1, "candidates": [12345]},
+        ScoreRequest(1, history=[0]),
+        ScoreRequest(1, history=[0], query="warm scarf"),
+        ScoreRequest(1, candidates=[5, 6, 6, 12345], exclude=[6]),
+        ScoreRequest(1, candidates=[12345]),
     ])
     assert not np.allclose(plain.context.scores, queried.context.scores)
     assert limited.context.item_ids.tolist() == [5]
     assert empty.context is None
-    (bare,) = retriever.candidates([{"user_id": 1, "history": [0]}], with_features=[False])
+    (bare,) = retriever.candidates([ScoreRequest(1, history=[0], with_features=False)])
     assert bare.context.features is None and np.allclose(bare.context.scores, plain.context.scores)
 
 
@@ -73,7 +74,7 @@ def test_a_new_catalog_version_is_recommendable_at_once(tmp_path, model, retriev
     version = store.add(np.array([50]), model.embed_items(new), new.to_dict("records"))
     retriever.apply(store.since(retriever.catalog_version))
     assert retriever.catalog_version == version == 1
-    (cands,) = retriever.candidates([{"user_id": 1, "candidates": [50, 0]}])
+    (cands,) = retriever.candidates([ScoreRequest(1, candidates=[50, 0])])
     assert 50 in cands.context.item_ids
     assert CatalogStore(tmp_path).since(0).item_ids.tolist() == [50]  # durable
     store.add(np.array([51, 50]), np.ones((2, 16), np.float32) * [[1], [2]], [{}, {}])  # 50 re-embedded
@@ -108,7 +109,7 @@ def test_new_items_embed_off_the_event_loop(model):
 def test_queries_are_answered_while_items_embed(model, retriever):
     """Free-text queries (BERT and its tokenizer on the loop's thread) meanwhile give the same result."""
     embedder, many = ItemEmbedder(model), items(list(range(6000)))
-    req = [{"user_id": 1, "history": [0], "query": "warm scarf"}]
+    req = [ScoreRequest(1, history=[0], query="warm scarf")]
     expected = retriever.candidates(req)[0].context.scores
 
     async def query_while_embedding():
@@ -141,9 +142,9 @@ def test_serving_and_the_replay_build_the_same_bandit_input(model):
     obs = model_observer(calibrated, table.vectors)(world, users, cands)
     hist, events, mask = world.histories(users, 8)
     for b, user in enumerate(users):
-        req = {"user_id": int(user), "history": world.item_ids[hist[b][mask[b]]].tolist(),
-               "history_events": [EVENT_TYPES[e] for e in events[b][mask[b]]],
-               "candidates": world.item_ids[cands[b]].tolist()}
+        req = ScoreRequest(int(user), history=world.item_ids[hist[b][mask[b]]].tolist(),
+                           history_events=[EVENT_TYPES[e] for e in events[b][mask[b]]],
+                           candidates=world.item_ids[cands[b]].tolist())
         ctx = retriever.candidates([req])[0].context
         order = [world.item_ids[cands[b]].tolist().index(item) for item in ctx.item_ids]
         np.testing.assert_allclose(ctx.scores, obs.scores[b][order], rtol=1e-5, atol=1e-5)

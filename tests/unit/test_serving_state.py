@@ -11,6 +11,7 @@ from recsys.data.served_log import read_served_log
 from recsys.policies import Context
 from serving.bandit_state import BanditSettings, BanditState, ExpiredImpression, UnknownImpression
 from serving.config import ArmConfig
+from serving.messages import ArmRoute, FeaturesNeeded
 
 ARMS = [ArmConfig("control", "greedy"), ArmConfig("explore", "epsilon_greedy", {"epsilon": 0.3}),
         ArmConfig("ts", "thompson"), ArmConfig("lin", "linucb")]
@@ -179,11 +180,13 @@ def test_a_linear_arm_asks_for_features_and_only_it_keeps_them(tmp_path):
     state = open_state(tmp_path, clock, arms=[ArmConfig("lin", "linucb")])
     ctx = context(rng)
     bare = Context(ctx.item_ids, ctx.scores, None, ctx.prior)
-    assert state.select(1, bare, 3) == {"need_features": True}
-    assert state.arm_table() == [(1.0, True)]
+    lsn_before = state.lsn
+    with pytest.raises(FeaturesNeeded, match="arm 'lin' .linucb. reads features"):
+        state.select(1, bare, 3)
+    assert state.arm_table() == [ArmRoute(1.0, True)] and state.lsn == lsn_before
     body = state.select(1, ctx, 3)
     assert state.pending.get(int(body["impression_id"].split(".")[0], 16)).features.shape == (3, 4)
     state.reconfigure([ArmConfig("ts", "thompson")])
     body = state.select(1, ctx, 3)
-    assert state.arm_table() == [(1.0, False)]
+    assert state.arm_table() == [ArmRoute(1.0, False)]
     assert state.pending.get(int(body["impression_id"].split(".")[0], 16)).features is None
