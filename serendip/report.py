@@ -1,4 +1,6 @@
-"""The demo's ``report.md``: training curves, the sweep, the A/B test in the shop, cold start, latency.
+"""The demo's ``report.md``: training curves, the sweep, the A/B test in the shop, cold start, latency,
+and the second generation: the off-policy check on the served log, the retrained model, both
+generations' clicks.
 
 The A/B test has three arms, so it answers two questions: the value of learning (``greedy``, which
 learns and never explores, against ``static``, the model alone) and the value of exploration (the
@@ -46,9 +48,9 @@ class DemoOutcome:
     """tuning.exploration_report.ExplorationOutcome."""
     port: int
     traffic: Any
-    """serendip.demo.Traffic."""
+    """serendip.demo.Traffic of each generation, in order."""
     experiments: dict
-    """The JSON of GET /experiments at the end of the traffic."""
+    """The JSON of GET /experiments at the end of the traffic (both generations)."""
     phases: dict
     """Phase name -> {"wall_s", "cpu_s"} of the phases run before the report (``Progress.phases``)."""
     world: Any
@@ -57,6 +59,8 @@ class DemoOutcome:
     """Slate size of every visit."""
     picked: Any = None
     """The tuning.space.Arm served as ``picked`` (default: the sweep's pick)."""
+    update: Any = None
+    """serendip.generations.Update: what happened between the generations (None: one generation)."""
 
 
 def mean_interval(x: np.ndarray) -> tuple[float, float, float]:
@@ -94,10 +98,16 @@ def new_item_table(visits: pd.DataFrame) -> pd.DataFrame:
     return _in_arm_order(pd.DataFrame(rows))
 
 
+def generations(traffic) -> list:
+    """The demo's traffic as a list with one Traffic per generation (a lone Traffic is generation 0)."""
+    return list(traffic) if isinstance(traffic, list | tuple) else [traffic]
+
+
 def latency_table(traffic) -> pd.DataFrame:
-    """Client-side latency percentiles of /recommend and /feedback (milliseconds)."""
+    """Client-side latency percentiles of /recommend and /feedback (milliseconds), every generation."""
     rows = []
-    for name, ms in (("POST /recommend", traffic.recommend_ms), ("POST /feedback", traffic.feedback_ms)):
+    for name, attr in (("POST /recommend", "recommend_ms"), ("POST /feedback", "feedback_ms")):
+        ms = [x for t in generations(traffic) for x in getattr(t, attr)]
         if ms:
             p50, p90, p99 = np.percentile(ms, [50, 90, 99])
             rows.append({"endpoint": name, "requests": len(ms), "p50 ms": p50, "p90 ms": p90, "p99 ms": p99,
@@ -256,9 +266,13 @@ def _strict_json(value):
 
 def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
     """Write run/report.md (plots in run/plots, visits in run/visits.parquet); return its path and the verdict."""
-    visits = pd.DataFrame(o.traffic.visits)
-    visits.to_parquet(o.run / "visits.parquet")
-    numbers = lifts(visits, o.config.seed, o.traffic.injected_round)
+    traffic = generations(o.traffic)
+    every = pd.DataFrame([v for t in traffic for v in t.visits])
+    every["generation"] = every["generation"] if "generation" in every else 0
+    every.to_parquet(o.run / "visits.parquet")
+    visits = every[every["generation"] == 0]  # the A/B sections: generation 0, model 0
+    first = traffic[0]
+    numbers = lifts(visits, o.config.seed, first.injected_round)
     won, sentence = verdict(numbers)
     pick, served_pick = o.swept.pick, o.picked or o.swept.pick
     policies = {STATIC: "static()", GREEDY: "greedy()", PICKED: served_pick.label()}
@@ -271,6 +285,11 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
     if "ctr_ci95" in served:
         served["ctr_ci95"] = [f"[{low:.4f}, {high:.4f}]" for low, high in served["ctr_ci95"]]
     total = sum(p["wall_s"] for p in o.phases.values())
+    failures = sum(t.failures for t in traffic)
+    errors: dict[str, int] = {}
+    for t in traffic:
+        for why, n in t.errors.items():
+            errors[why] = errors.get(why, 0) + n
     pick_line = f"`{pick.label()}` (regret {o.swept.pick_value:.4g} in replay)"
     if served_pick != pick:
         pick_line += (f"; it does not explore, so the A/B serves the best exploring trial, `{served_pick.label()}` "
@@ -283,9 +302,10 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
         f"- **Model**: {o.config.base or 'MiniLM-L6'} fine-tuned with Ray Train on {o.config.workers} workers, "
         f"stopped by: {o.trained.stopped or 'epochs'}; model at `{o.trained.model_dir}`.",
         f"- **Sweep pick**: {pick_line}; [sweep report]({_rel(o.swept.report, o.run)}).",
-        f"- **A/B over HTTP**: {len(visits)} visits in {o.budget.rounds} rounds of {o.budget.visits_per_round}, "
-        f"each ranking {o.k} of {o.budget.candidates} candidates; {o.traffic.failures} requests failed after retries"
-        + (f" (failed tries: {json.dumps(o.traffic.errors)})" if o.traffic.errors else "") + ".",
+        f"- **A/B over HTTP**: {len(traffic)} generation(s) of {o.budget.rounds} rounds of {o.budget.visits_per_round} "
+        f"visits ({len(every)} in all), each ranking {o.k} of {o.budget.candidates} candidates; sections 3-5 are "
+        f"generation 0 (model 0); {failures} requests failed after retries"
+        + (f" (failed tries: {json.dumps(errors)})" if errors else "") + ".",
         "- **Time per phase** (wall s / CPU s of the demo's processes): "
         + ", ".join(f"{name} {p['wall_s']:g}/{p['cpu_s']:g}" for name, p in o.phases.items())
         + f"; total {total:.0f} s wall before the report.", "",
@@ -305,7 +325,7 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
         "The value of learning and the value of exploration, as relative lifts of clicks per visit with 95% BCa "
         "bootstrap intervals over visits:", "",
         markdown_table(lift_table(numbers)), "",
-        "What the server reports (`GET /experiments`: a slate counts as clicked when any item got a click; "
+        "What the server reports at the end (`GET /experiments`, both generations: a slate counts as clicked when any item got a click; "
         "lifts against the first arm, greedy):", "",
         markdown_table(served), "",
         "## 4. Regret over time", "", f"![regret over time]({_rel(plots['regret'], o.run)})", "",
@@ -314,17 +334,24 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
         "them at once (their lifts are in section 3).", "", markdown_table(new_item_table(visits)), "",
         "## 6. Serving latency", "",
         f"Client-side, {o.budget.visits_per_round} concurrent shoppers, loopback HTTP, this machine:", "",
-        markdown_table(latency_table(o.traffic)), "",
+        markdown_table(latency_table(traffic)), "",
         "## 7. Try the API", "",
         "Run `serendip demo --keep-serving` (or `serendip serve --model MODEL --data SHOP`) and then:", "",
-        "```bash", *curl_lines(o.port, o.world, o.traffic.first_new_item), "```", "",
+        "```bash", *curl_lines(o.port, o.world, first.first_new_item), "```", "",
     ]
+    loop = {}
+    if o.update is not None:
+        from serendip.generation_report import clicks_by_generation, section, summary_keys
+
+        by_gen = clicks_by_generation(every, ARMS)
+        lines += section(o.update, by_gen, policies, o.k, o.budget.candidates, markdown_table)
+        loop = summary_keys(o.update, by_gen, o.budget.candidates)
     path = o.run / "report.md"
     path.write_text("\n".join(lines))
     (o.run / "summary.json").write_text(json.dumps(_strict_json({
         "picked": served_pick.label(), "sweep_pick": pick.label(), "picked_beats_greedy": won,
-        "arms": arm_summary(visits, policies), **numbers, "visits": len(visits), "failures": o.traffic.failures,
-        "errors": o.traffic.errors, "phases": o.phases, "report": str(path)}), indent=2))
+        "arms": arm_summary(visits, policies), **numbers, "visits": len(every), "failures": failures,
+        "errors": errors, "phases": o.phases, **loop, "report": str(path)}), indent=2))
     return path, won, sentence
 
 

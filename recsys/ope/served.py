@@ -6,7 +6,10 @@ A target policy is replayed on those contexts in serving order: for each slate i
 probability of every shown item at its position (``Policy.action_distribution``), then it learns
 from that slate's rewards, as it would have online. It learns from every arm's slates, or with
 ``learn_from`` only from one arm's, which is how each served arm checks itself: its estimate on the
-whole log must cover its own on-policy value (the mean reward of its rows).
+whole log must cover its own on-policy value (the mean reward of its rows). With ``window_s`` the
+replay learns on serving's clock: a click teaches the policy from the next slate on, an unclicked
+slot only once its reward window has closed (the bandit teaches reward 0 at expiry), so an arm's
+replay ranks as the arm did online.
 
 Linear policies need the model's item vectors to rebuild ``[1, prior, u * v]`` from the logged user
 vector: pass the model directory that served the log (and the state directory's ``catalog/`` for
@@ -16,6 +19,7 @@ logistic regression on the candidate's model log-odds and its position (Dudík, 
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,14 +158,19 @@ class TargetRows:
 
 
 def replay_target(policy: Policy, slates: list[Slate], n_rows: int, impressions: pd.DataFrame, predict,
-                  learn_from: str | None = None, seed: int = 0) -> TargetRows:
-    """Replay ``policy`` over the slates: its probabilities on each row, learning as it goes."""
+                  learn_from: str | None = None, seed: int = 0, window_s: float = 0.0) -> TargetRows:
+    """Replay ``policy`` over the slates: its probabilities on each row, learning as it goes (unclicked
+    slots ``window_s`` after their slate, as serving's reward window does; 0: at once)."""
     if isinstance(policy, LinearPolicy) and slates and slates[0].context.features is None:
         raise ServedLogError(f"{policy.name} reads linear features; pass --model (the model that served the log) "
                              "so they can be rebuilt from the logged user vectors")
     out = TargetRows(np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows))
     rewards, rng = impressions["reward"].to_numpy(dtype=np.float64), np.random.default_rng(seed)
+    issued = impressions["ts"].to_numpy("datetime64[ms]").astype(np.int64)
+    waiting: list[tuple[int, int, Feedback]] = []  # (due ms, order, feedback): unclicked slots in their window
     for s, slate in enumerate(slates):
+        while waiting and waiting[0][0] <= issued[slate.rows[0]]:
+            policy.update(heapq.heappop(waiting)[2])
         pos = len(slate.rows)
         dist = policy.action_distribution(slate.context, pos, rng)
         q = predict(s, slate) if predict is not None else np.zeros((slate.context.n, pos))
@@ -169,10 +178,19 @@ def replay_target(policy: Policy, slates: list[Slate], n_rows: int, impressions:
         out.q_logged[slate.rows] = q[slate.shown, np.arange(pos)]
         out.q_target[slate.rows] = (dist * q).sum(axis=0)
         if learn_from is None or slate.arm == learn_from:
-            ctx = slate.context
-            policy.update(Feedback(ctx.item_ids[slate.shown], rewards[slate.rows], np.arange(pos),
-                                   None if ctx.features is None else ctx.features[slate.shown],
-                                   None if ctx.prior is None else ctx.prior[slate.shown]))
+            ctx, r = slate.context, rewards[slate.rows]
+            later = (r <= 0) if window_s > 0 else np.zeros(pos, dtype=bool)
+            for part, due in ((~later, None), (later, issued[slate.rows[0]] + round(1000 * window_s))):
+                if not part.any():
+                    continue
+                shown = slate.shown[part]
+                fb = Feedback(ctx.item_ids[shown], r[part], np.arange(pos)[part],
+                              None if ctx.features is None else ctx.features[shown],
+                              None if ctx.prior is None else ctx.prior[shown])
+                if due is None:
+                    policy.update(fb)
+                else:
+                    heapq.heappush(waiting, (due, s, fb))
     return out
 
 
@@ -209,12 +227,12 @@ class ServedEvaluation:
         return float(rewards[self.impressions["policy"].to_numpy() == arm].mean())
 
     def estimate(self, spec: str, estimators: tuple[str, ...], learn_from: str | None = None,
-                 clip: float | None = None, n_boot: int = 1000, alpha: float = 0.05) -> list:
+                 clip: float | None = None, n_boot: int = 1000, alpha: float = 0.05, window_s: float = 0.0) -> list:
         """``recsys.ope.estimators.Estimate`` of the target ``spec`` for each estimator."""
         name, params = parse_policy_spec(spec)
         imp = self.impressions
         target = replay_target(make_policy(name, **params), self.slates, len(imp), imp, self.predict, learn_from,
-                               self.seed)
+                               self.seed, window_s)
         pred = None if self.predict is None else RewardPredictions(target.q_logged, target.q_target)
         return [estimate(e, imp["reward"].to_numpy(dtype=np.float64), imp["propensity"].to_numpy(dtype=np.float64),
                          target.propensity, pred, positions=imp["position"].to_numpy(), clip=clip, n_boot=n_boot,
@@ -225,16 +243,17 @@ class ServedEvaluation:
 def evaluate_served(impressions: pd.DataFrame, decisions: pd.DataFrame | None, policies: tuple[str, ...],
                     arms: dict[str, str] | None = None, vectors: ItemVectors | None = None,
                     estimators: tuple[str, ...] = ESTIMATORS, clip: float | None = None, n_boot: int = 1000,
-                    seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+                    seed: int = 0, alpha: float = 0.05, window_s: float = 0.0) -> pd.DataFrame:
     """One row per (target, estimator); ``arms`` ({arm name: policy spec}) adds each served arm's
-    self-check: its estimate learning from its own slates, beside its on-policy value and the error."""
+    self-check: its estimate learning from its own slates, beside its on-policy value and the error.
+    ``window_s``: the reward window the log was served with (see ``replay_target``)."""
     served = ServedEvaluation.prepare(impressions, decisions, vectors, estimators, seed)
     jobs = [(spec, spec, None) for spec in policies]
     jobs += [(f"arm:{arm}", spec, arm) for arm, spec in (arms or {}).items()]
     table = []
     for label, spec, arm in jobs:
         online = served.online_value(arm) if arm else float("nan")
-        for est in served.estimate(spec, estimators, arm, clip, n_boot, alpha):
+        for est in served.estimate(spec, estimators, arm, clip, n_boot, alpha, window_s):
             table.append({"policy": label, "spec": spec, "estimator": est.name, "value": est.value,
                           "ci_low": est.ci_low, "ci_high": est.ci_high, "ess": est.ess, "events": est.events,
                           "n": est.n, "online": online,

@@ -1,9 +1,11 @@
-"""`serendip demo --quick --keep-serving` end to end, as a newcomer runs it: the whole loop, its report,
-and the server it leaves up until Ctrl-C."""
+"""`serendip demo --quick --keep-serving` end to end, as a newcomer runs it: the whole loop run twice
+(serve, evaluate off-policy, retrain, redeploy live, serve again), its report, and the server it leaves
+up until Ctrl-C."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -21,8 +23,11 @@ pytestmark = [pytest.mark.slow]
 
 SECTIONS = ["## 1. Fine-tuning (Ray Train)", "## 2. Exploration sweep (Ray Tune)",
             "## 3. A/B test in the shop (static, greedy control, the pick)", "## 4. Regret over time",
-            "## 5. New products (cold start)", "## 6. Serving latency", "## 7. Try the API"]
-PHASES = ["simulate", "ray start", "train", "sweep", "serve deploy", "traffic"]
+            "## 5. New products (cold start)", "## 6. Serving latency", "## 7. Try the API",
+            "## 8. The loop, twice: off-policy check, retraining, live redeploy"]
+PHASES = ["simulate", "ray start", "train", "sweep", "serve deploy", "traffic 0", "log drain", "off-policy", "retrain",
+          "redeploy", "traffic 1", "offline ndcg"]
+ARMS = ["greedy", "static", "picked"]
 
 
 def run_demo_until_serving(tmp_path: Path) -> tuple[subprocess.Popen, list[str], str]:
@@ -60,8 +65,9 @@ def test_demo_quick_runs_the_loop_and_writes_the_report(tmp_path: Path):
     with pytest.raises(httpx.TransportError):  # Ctrl-C took the server down with it
         httpx.get(f"{url}/healthz", timeout=5)
     progress = "\n".join(line for line in output.splitlines() if line.startswith("[demo"))
-    assert [f"step {n}/6" in progress for n in range(1, 7)] == [True] * 6
-    assert [re.search(rf"\] {phase}: [\d.]+ s wall, [\d.-]+ s CPU", progress) is not None for phase in PHASES] == [True] * 6
+    assert [f"step {n}/10" in progress for n in range(1, 11)] == [True] * 10
+    assert [re.search(rf"\] {phase}: [\d.]+ s wall, [\d.-]+ s CPU", progress) is not None
+            for phase in PHASES] == [True] * len(PHASES)
 
     (run,) = tmp_path.glob("demo-*")
     report = (run / "report.md").read_text()
@@ -72,7 +78,7 @@ def test_demo_quick_runs_the_loop_and_writes_the_report(tmp_path: Path):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert f"]({png})" in report
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["failures"] == 0 and summary["visits"] == QUICK.rounds * QUICK.visits_per_round
+    assert summary["failures"] == 0 and summary["visits"] == 2 * QUICK.rounds * QUICK.visits_per_round
     assert list(summary["phases"]) == PHASES and "**Time per phase**" in report
     assert list(summary["arms"]) == ["greedy", "static", "picked"]  # every arm got visits
     assert summary["arms"]["picked"]["policy"] == summary["picked"] and not summary["picked"].startswith(("greedy", "static"))
@@ -80,9 +86,43 @@ def test_demo_quick_runs_the_loop_and_writes_the_report(tmp_path: Path):
         assert summary[lift]["low"] <= summary[lift]["lift"] <= summary[lift]["high"], lift
     for lift in ("lift_learning_new_products", "lift_exploration_new_products"):  # null: its control clicked none
         row = summary[lift]
-        assert row["lift"] is None or row["low"] is None or row["low"] <= row["lift"] <= row["high"], lift
+        assert row["lift"] is None or None in (row["low"], row["high"]) or row["low"] <= row["lift"] <= row["high"], lift
     swept = (run / "sweep" / "trials.csv").read_text()
     assert all(policy in swept for policy in QUICK.policies)  # linucb and lints included, each baseline once
     assert "curl -s http://127.0.0.1:" in report and "/recommend -d" in report
-    # The model the demo served is a normal model directory: serendip serve accepts it.
-    assert (run / "model" / "config.json").exists() and (run / "model" / "serendip.json").exists()
+    # The models the demo served are normal model directories: serendip serve accepts them.
+    for model in ("model", "model-1"):
+        assert (run / model / "config.json").exists() and (run / model / "serendip.json").exists()
+    assert_the_second_generation(summary, run)
+
+
+def assert_the_second_generation(summary: dict, run: Path) -> None:
+    """Structure and sanity of the loop run twice; no figure that noise could move past a threshold."""
+    assert summary["generations"] == 2
+    for g in (0, 1):
+        assert list(summary[f"gen{g}_clicks_per_visit"]) == ARMS
+        for arm, value in summary[f"gen{g}_clicks_per_visit"].items():
+            low, high = summary[f"gen{g}_clicks_per_visit_ci"][arm]
+            assert 0 <= low <= value <= high <= 10, (g, arm)
+    # generation 1 served the retrained model without restarting the bandit
+    redeploy = summary["redeploy"]
+    assert not redeploy["bandit_restarted"]
+    assert redeploy["model_version_before"] != redeploy["model_version_after"]
+    # every served arm's self-check ran with every estimator, with a finite error against its online value
+    assert set(summary["ope_rel_error"]) == {"ips", "snips", "dr", "sndr"}
+    for estimator, errors in summary["ope_rel_error"].items():
+        assert sorted(errors) == sorted(ARMS) and all(math.isfinite(e) and e >= 0 for e in errors.values()), estimator
+        assert sorted(summary["ope_covers"][estimator]) == sorted(ARMS)
+    assert all(0 < v < 1 for v in summary["ope_online_per_item"].values())
+    assert len(summary["ope_candidates"]) == QUICK.ope_candidates
+    # both models scored on the same held-out shoppers
+    for key in ("model0_ndcg10", "model1_ndcg10", "popularity_ndcg10"):
+        assert 0 <= summary[key] <= 1, key
+    assert summary["ndcg_users"] > 0 and summary["ndcg_positives"] >= summary["ndcg_users"]
+    # the served log: both parts on disk, its size per slate
+    assert summary["log_slates"] == QUICK.rounds * QUICK.visits_per_round
+    assert summary["log_candidates_per_slate"] == QUICK.candidates
+    assert summary["log_impression_bytes"] > 0 and summary["log_decision_bytes"] > 0
+    assert summary["log_bytes_per_impression"] == pytest.approx(
+        (summary["log_impression_bytes"] + summary["log_decision_bytes"]) / summary["log_slates"])
+    assert (run / "serve-state" / "impressions" / "_decisions").is_dir()

@@ -179,3 +179,46 @@ def test_the_report_and_summary_give_the_three_arms_both_lifts_and_each_phase(tm
     assert all(summary["arms"][a]["visits"] == 4 * QUICK.rounds for a in summary["arms"])
     for name in ("lift_learning", "lift_exploration", "lift_learning_new_products", "lift_exploration_new_products"):
         assert summary[name]["low"] <= summary[name]["lift"] <= summary[name]["high"], name
+
+
+def test_the_loop_run_twice_reports_both_generations_the_models_and_the_off_policy_check(tmp_path):
+    from serendip.generations import Update
+    from serendip.report import DemoOutcome, write_report
+
+    rng = np.random.default_rng(1)
+    traffic = [Traffic(generation=g, visits=[{**v, "generation": g} for arm in ("static", "greedy", "picked")
+                                             for v in visits(arm, rng.integers(0, 3 + g, 40).tolist(), new_shown=1)])
+               for g in (0, 1)]
+    rows = [{"policy": f"arm:{arm}", "spec": arm, "estimator": e, "value": 0.05, "ci_low": 0.04, "ci_high": 0.06,
+             "ess": 100.0, "events": 20.0, "n": 1000, "online": 0.055, "rel_error": 0.05 / 0.55, "covers": True}
+            for arm in ("greedy", "static", "picked") for e in ("ips", "snips", "dr", "sndr")]
+    rows += [{"policy": "softmax:temperature=0.1", "spec": "softmax:temperature=0.1", "estimator": e, "value": 0.07,
+              "ci_low": 0.05, "ci_high": 0.09, "ess": 50.0, "events": 9.0, "n": 1000, "online": float("nan"),
+              "rel_error": float("nan"), "covers": None} for e in ("ips", "snips", "dr", "sndr")]
+    update = Update(log={"slates": 120, "impression_bytes": 6000, "decision_bytes": 30000, "bytes_per_slate": 300.0},
+                    ope=pd.DataFrame(rows), ope_arms={"greedy": "greedy"}, candidates=["softmax:temperature=0.1"],
+                    retrained=SimpleNamespace(best={"val_ndcg10": 0.12}),
+                    redeploy={"model_version_before": "model@a", "model_version_after": "model-1@b",
+                              "bandit_restarted": False},
+                    ndcg={"users": 30, "positives": 41, "model0": {"ndcg10": 0.1, "recall10": 0.2},
+                          "model1": {"ndcg10": 0.12, "recall10": 0.22}, "popularity": {"ndcg10": 0.05, "recall10": 0.1}})
+    swept = SimpleNamespace(pick=Arm("thompson"), pick_value=1.0, explorer=Arm("thompson"), explorer_value=1.0,
+                            report=tmp_path / "sweep" / "report.md",
+                            table=pd.DataFrame({"status": ["ok"], "policy": ["thompson"], "arm": ["thompson()"],
+                                                "regret": [1.0]}))
+    outcome = DemoOutcome(run=tmp_path, config=DemoConfig(quick=True), budget=QUICK,
+                          trained=SimpleNamespace(metrics=[], model_dir=tmp_path / "model", stopped=""), swept=swept,
+                          port=8123, traffic=traffic, experiments={"arms": []}, phases={},
+                          world=SimpleNamespace(item_ids=np.arange(1, 51)), picked=swept.pick, update=update)
+    report = write_report(outcome)[0].read_text()
+    assert "## 8. The loop, twice" in report and "| model 1 (retrained, generation 1) | 0.12 |" in report
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["generations"] == 2 and summary["visits"] == 2 * 3 * 40
+    assert summary["arms"]["greedy"]["visits"] == 40  # the A/B sections read generation 0
+    for g in (0, 1):
+        assert list(summary[f"gen{g}_clicks_per_visit"]) == ["greedy", "static", "picked"]
+    assert summary["ope_rel_error"]["dr"] == {arm: pytest.approx(1 / 11) for arm in ("greedy", "static", "picked")}
+    assert summary["ope_covers"]["sndr"]["static"] is True
+    assert summary["ope_candidates"] == {"softmax:temperature=0.1": 0.07}
+    assert (summary["model0_ndcg10"], summary["model1_ndcg10"], summary["ndcg_users"]) == (0.1, 0.12, 30)
+    assert summary["log_bytes_per_impression"] == 300.0 and summary["log_candidates_per_slate"] == QUICK.candidates
