@@ -4,7 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # The stamp is keyed on pyproject.toml's content, so an edited dependency list reinstalls.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-# Loopback-only local runs; token auth off for the embedded cluster (see README, "Configuration").
+# Joining a cluster without a token (tests' `ray start` clusters). A Ray that serendip starts keeps token
+# auth on whatever this says (training.local_ray.init_ray; see README, "Configuration").
 export RAY_AUTH_MODE ?= disabled
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false

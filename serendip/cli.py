@@ -8,14 +8,16 @@ option. Modules are imported lazily so that ``serendip simulate`` never pays for
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-# command words -> "module:ConfigClass:function". The function takes the parsed config.
+# command words -> "module:ConfigClass:function". The function takes the parsed config; it lives in
+# the config's module unless named with its module ("pkg.module.function").
 COMMANDS: dict[tuple[str, ...], str] = {
     ("simulate",): "recsys.simulator.cli:SimulateConfig:simulate",
     ("summarize",): "recsys.data.summary:SummarizeConfig:summarize",
     ("evaluate",): "recsys.ope.evaluate:EvaluateConfig:evaluate",
-    ("serve",): "serving.app:ServeConfig:serve_main",
+    ("serve",): "serving.app:ServeConfig:serendip.cli.serve",
     ("deploy",): "serving.app:DeployConfig:deploy_model",
     ("train",): "training.trainer:TrainConfig:train",
     ("retrain",): "training.trainer:RetrainConfig:retrain",
@@ -30,6 +32,23 @@ COMMANDS: dict[tuple[str, ...], str] = {
 }
 
 USAGE = "usage: serendip {" + ",".join(" ".join(c) for c in COMMANDS) + "} [--help]"
+
+
+def serve(config) -> int:
+    """``serendip serve``: start the local Ray with its token auth on (a 0600 token in the state dir,
+    ``training.local_ray.init_ray``), then the app (``serving.app.serve_main`` joins that Ray).
+
+    Here and not in ``serving``, which may not import ``training`` (DESIGN.md); ``RAY_ADDRESS`` joins a
+    cluster instead.
+    """
+    from serving.app import serve_main
+    from serving.config import check_exposure
+    from training.local_ray import init_ray
+
+    config.check_paths()  # refused before Ray starts, not after
+    check_exposure(config, dict(os.environ))
+    init_ray(state_dir=config.state_dir, log_to_driver=False, _metrics_export_port=config.metrics_port)
+    return serve_main(config)
 
 
 def resolve(argv: list[str]) -> tuple[tuple[str, ...], list[str]]:
@@ -49,7 +68,8 @@ def run(words: tuple[str, ...], rest: list[str]) -> object:
     module = importlib.import_module(module_name)
     config_cls = getattr(module, config_name)
     config = tyro.cli(config_cls, args=rest, prog="serendip " + " ".join(words))
-    return getattr(module, func_name)(config)
+    func_module, _, func_name = func_name.rpartition(".")
+    return getattr(importlib.import_module(func_module) if func_module else module, func_name)(config)
 
 
 def main(argv: list[str] | None = None) -> int:

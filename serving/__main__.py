@@ -1,4 +1,8 @@
-"""``python -m serving`` == ``serendip serve``: run the Serve app locally (127.0.0.1 by default)."""
+"""``python -m serving``: run the Serve app (127.0.0.1 by default) on the cluster at ``RAY_ADDRESS``.
+
+What ``serendip submit serve`` runs on a cluster. Locally use ``serendip serve``, which starts Ray with
+its token auth on; this entry point refuses to start a local Ray with ``RAY_AUTH_MODE=disabled``.
+"""
 
 import tyro
 

@@ -203,16 +203,40 @@ def deploy_model(cfg: DeployConfig) -> int:
     raise SystemExit(f"serendip deploy: {cfg.app_name} not RUNNING after {cfg.timeout_s:g} s; see `serve status`")
 
 
+def refuse_open_local_ray(environ: dict[str, str]) -> None:
+    """Refuse to start a local Ray with Ray's token auth off (``RAY_AUTH_MODE=disabled``, the Makefile's).
+
+    Such a Ray's GCS, raylet and dashboard agent listen beyond loopback and run anyone's code
+    (training/local_ray.py says why). ``serendip serve`` starts Ray with a token in the state dir;
+    joining a cluster (``RAY_ADDRESS``) is the cluster's own business.
+    """
+    mode = environ.get("RAY_AUTH_MODE", "").strip().lower()
+    if mode == "disabled" and not environ.get("RAY_ADDRESS"):
+        raise SystemExit(
+            "python -m serving: refusing to start a local Ray with RAY_AUTH_MODE=disabled (its GCS, raylet and "
+            "dashboard agent would take anyone's requests); run `serendip serve` instead, which starts Ray with "
+            "token auth on (a 0600 token in --state-dir), or set RAY_ADDRESS to join a running cluster"
+        )
+
+
 def serve_main(cfg: ServeConfig) -> int:
-    """``serendip serve``: an embedded local Ray (loopback), Serve on ``cfg.host:cfg.port``, the app."""
+    """Serve on ``cfg.host:cfg.port`` and the app, on the Ray this process is connected to.
+
+    ``serendip serve`` starts a local Ray with token auth first (``training.local_ray.init_ray``; serving
+    may not import training). Called without Ray (``python -m serving``) it joins ``RAY_ADDRESS`` or
+    starts a local Ray, never one with token auth disabled (``refuse_open_local_ray``).
+    """
     import ray
 
     cfg.check_paths()
     check_exposure(cfg, dict(os.environ))
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    print("serendip serve:", json.dumps(cfg.to_args(), sort_keys=True), flush=True)
     if not ray.is_initialized():
+        refuse_open_local_ray(dict(os.environ))
+    print("serendip serve:", json.dumps(cfg.to_args(), sort_keys=True), flush=True)
+    if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False)  # joins RAY_ADDRESS; local-only options would be refused there
+    elif not ray.is_initialized():
         ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
                  _metrics_export_port=cfg.metrics_port)
     serve.start(http_options={"host": cfg.host, "port": cfg.port, "request_timeout_s": cfg.request_timeout_s})

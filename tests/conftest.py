@@ -1,4 +1,5 @@
-"""Session-wide test settings: loopback only, no hub, Ray token auth off for the local cluster."""
+"""Session-wide test settings: loopback only, no hub. ``RAY_AUTH_MODE=disabled`` applies only to clusters the
+tests start themselves (``ray start``, ``Cluster``); the session's Ray keeps token auth on (``init_ray``)."""
 
 import os
 

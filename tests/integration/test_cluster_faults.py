@@ -315,8 +315,154 @@ def drill_serve(root: Path) -> dict:
     return {"scorer_nodes_before": len(set(scorer_nodes)), "ingress_or_bandit_moved": moved, **counts, "errors": errors}
 
 
+# ------------------------------------------------------------------- the bandit's node, hard-killed
+
+REQUEST_TIMEOUT_S = 10.0
+"""Serve's request_timeout_s in the bandit-node drill; the ingress's own deadline on /recommend is shorter."""
+
+
+@pytest.mark.timeout(DRILL_TIMEOUT_S + 60)
+@pytest.mark.skipif(SERVE_NEEDS is not None, reason=f"needs {SERVE_NEEDS} (issue 5, serving) which is not there yet")
+def test_the_bandit_comes_back_on_the_surviving_node_when_its_node_is_hard_killed(tmp_path):
+    """SIGKILL every process of the node holding the bandit replica (no graceful ``remove_node``).
+
+    The state dir is on the disk both nodes share; the head keeps room for the bandit. Ray notices the
+    dead node by its missed health checks, Serve starts the bandit on the head, and the new replica
+    replays the WAL. /recommend fails meanwhile (503 from the ingress's deadline, never a hang), then
+    answers again. The drill measures the outage and the latency once it is over.
+    """
+    result = run_drill("bandit_node", tmp_path, timeout_s=DRILL_TIMEOUT_S)
+    print(json.dumps(result))
+    assert result["bandit_on_killed_node"] and result["bandit_moved_to_head"], result
+    assert result["replayed_on_start"] > 0, result  # the state came back from the shared disk
+    assert result["hung"] == 0 and result["slowest_s"] <= REQUEST_TIMEOUT_S + 1, result  # every answer in time
+    assert result["failures"] > 0 and result["outage_s"] is not None, result  # the drill did hit the outage
+    assert result["after_recovery"] >= 100 and result["failures_after_recovery"] == 0, result
+
+
+def node_processes(node) -> list[int]:
+    """Every live process of a ``Cluster`` node: its raylet and agents and all their descendants (workers)."""
+    roots = [info.process.pid for infos in node.all_processes.values() for info in infos if info.process]
+    parents: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def drill_bandit_node(root: Path) -> dict:
+    """Ingress and scorer on the head, the bandit alone on the worker; SIGKILL the worker's processes."""
+    import httpx
+    import numpy as np
+    import ray
+    from ray import serve
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from serving.app import app_config
+    from serving.config import ServeConfig
+
+    model, shop = servable_model(root)
+    cluster = start_cluster(head_cpus=1)
+    port = free_port()
+    serve.start(proxy_location="HeadOnly",
+                http_options={"host": "127.0.0.1", "port": port, "request_timeout_s": REQUEST_TIMEOUT_S})
+    # Placement without custom resources: a placeholder holds 0.6 of the head's CPU, so the ingress and
+    # the scorer (0.2 each) fit there and the bandit (0.5) only on the worker; freed before the kill, it
+    # leaves the head room to take the bandit back.
+    @ray.remote(num_cpus=0.6)
+    class Placeholder:
+        def ready(self) -> bool:
+            return True
+
+    head = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    placeholder = Placeholder.options(scheduling_strategy=head).remote()
+    ray.get(placeholder.ready.remote())
+    cfg = ServeConfig(model=model, data=shop, state_dir=root / "state", arms=("control=greedy", "explore=thompson"),
+                      scorer_num_cpus=0.2, ingress_num_cpus=0.2, bandit_num_cpus=0.5, retrieve_n=30,
+                      app_name="drill", score_timeout_s=2.0, score_attempts=2, call_timeout_s=2.0)
+    ServeSubmissionClient(DASHBOARD).deploy_applications({"applications": [app_config(cfg)]})
+    deadline = time.monotonic() + 180
+    while not (alive_actors("Ingress") and alive_actors("Scorer")):
+        assert time.monotonic() < deadline, "ingress and scorer did not start on the head"
+        time.sleep(0.5)
+    worker = add_worker(cluster, cpus=1)
+    while serve.status().applications["drill"].status != "RUNNING":
+        assert time.monotonic() < deadline, f"the app did not start: {serve.status().applications['drill']}"
+        time.sleep(0.5)
+    on_worker = set(alive_actor_nodes("Bandit")) == {worker.node_id}
+    say("app running; bandit on the worker node:", on_worker)
+    ray.kill(placeholder)
+
+    calls: list[tuple[float, float, object]] = []  # (sent, seconds, status) of each /recommend
+    killed_at = killed = None
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=REQUEST_TIMEOUT_S + 20) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as warm:
+            for user in range(20):  # impressions and feedback in the WAL before the node dies
+                slate = warm.post("/recommend", json={"user_id": user, "k": 3}).json()
+                warm.post("/feedback", json={"impression_id": slate["impression_id"],
+                                             "item_id": slate["items"][0]["item_id"], "reward": 1.0})
+        start = time.monotonic()
+        while time.monotonic() - start < 240:
+            sent = time.monotonic()
+            try:
+                status = client.post("/recommend", json={"user_id": len(calls) % 80, "k": 5}).status_code
+            except httpx.TimeoutException:
+                status = "hung"
+            except httpx.HTTPError as err:
+                status = type(err).__name__
+            calls.append((sent, time.monotonic() - sent, status))
+            if killed_at is None and sent - start > 5:
+                doomed = node_processes(worker)
+                for pid in doomed:
+                    os.kill(pid, signal.SIGKILL)
+                killed_at, killed = time.monotonic(), len(doomed)
+                say(f"SIGKILLed the worker node's {killed} processes")
+            after = [c for c in calls if killed_at and c[0] > killed_at]
+            failed = [i for i, c in enumerate(after) if c[2] != 200]
+            if failed and sum(c[2] == 200 for c in after[failed[0]:]) >= 200:
+                break
+            time.sleep(0.02 if not failed or after[-1][2] == 200 else 0.2)
+    after = [c for c in calls if c[0] > killed_at]
+    first_fail = next((i for i, c in enumerate(after) if c[2] != 200), None)
+    first_ok = None if first_fail is None else next((i for i in range(first_fail, len(after)) if after[i][2] == 200), None)
+    recovered = [] if first_ok is None else after[first_ok:]
+    seconds = np.array([c[1] for c in recovered]) if recovered else np.zeros(1)
+    errors: dict[str, int] = {}
+    for c in after:
+        if c[2] != 200:
+            errors[str(c[2])] = errors.get(str(c[2]), 0) + 1
+    bandit_nodes = set(alive_actor_nodes("Bandit"))
+    stats = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=10).json() if recovered else {}
+    report = {
+        "bandit_on_killed_node": on_worker, "killed_processes": killed,
+        "bandit_moved_to_head": bandit_nodes == {cluster.head_node.node_id},
+        "first_failure_after_kill_s": None if first_fail is None else round(after[first_fail][0] - killed_at, 2),
+        "outage_s": None if first_ok is None else round(after[first_ok][0] - after[first_fail][0], 2),
+        "failures": sum(c[2] != 200 for c in after), "errors": errors,
+        "hung": sum(c[2] == "hung" for c in calls), "slowest_s": round(max(c[1] for c in calls), 2),
+        "after_recovery": len(recovered), "failures_after_recovery": sum(c[2] != 200 for c in recovered),
+        "p50_ms_after": round(1000 * float(np.percentile(seconds, 50)), 1),
+        "p99_ms_after": round(1000 * float(np.percentile(seconds, 99)), 1),
+        "p99_ms_before": round(1000 * float(np.percentile([c[1] for c in calls if c[0] < killed_at], 99)), 1),
+        "replayed_on_start": stats.get("replayed_on_start", 0),
+    }
+    say("drill done", report)
+    return report
+
+
 if __name__ == "__main__":
-    drills = {"train": drill_train, "serve": drill_serve}
+    drills = {"train": drill_train, "serve": drill_serve, "bandit_node": drill_bandit_node}
     report = drills[sys.argv[1]](Path(sys.argv[2]))
     print(json.dumps(report), flush=True)
     os._exit(0)  # skip Ray's atexit teardown of a cluster whose nodes we killed on purpose
