@@ -63,7 +63,10 @@ class EvaluateConfig:
     catalog: Path | None = None
     """Served logs: the state directory's catalog/ of products added while serving (default: beside the log)."""
     arm: tuple[str, ...] = ()
-    """Served logs: self-checks, NAME=POLICY per served arm (e.g. control=greedy picked=ucb1:c=0.05)."""
+    """Served logs: NAME=POLICY per served arm (e.g. control=greedy picked=ucb1:c=0.05): each checks itself,
+    and with every arm named the logging propensities are pooled over the arms (balanced IPS)."""
+    reward_window_s: float = 3600.0
+    """Served logs: the server's reward window (ServeConfig.reward_window_s); replays learn on that clock."""
 
     def __post_init__(self):
         if (self.log is None) == (self.obd is None):
@@ -170,7 +173,10 @@ def evaluate_served_log(cfg: EvaluateConfig) -> pd.DataFrame:
     arms = dict(spec.split("=", 1) for spec in cfg.arm)
     estimators = tuple(e for e in (cfg.estimators or SERVED) if e in SERVED)
     table = evaluate_served(impressions, decisions, policies, arms, vectors, estimators, cfg.clip, cfg.n_boot,
-                            cfg.seed, cfg.alpha)
+                            cfg.seed, cfg.alpha, cfg.reward_window_s)
+    if len(table):
+        print(f"logging propensities: {table['logging'].iloc[0]}"
+              + ("" if table["logging"].iloc[0] != "logged" else " (name every served arm with --arm to pool them)"))
     rewards = impressions["reward"].to_numpy()
     print(f"{len(impressions)} logged rows of {impressions['impression_id'].nunique()} slates, "
           f"{int((rewards > 0).sum())} rewarded, logged CTR {rewards.mean():.5f}")

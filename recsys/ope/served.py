@@ -20,7 +20,7 @@ logistic regression on the candidate's model log-odds and its position (Dudík, 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +196,16 @@ def replay_target(policy: Policy, slates: list[Slate], n_rows: int, impressions:
 
 @dataclass
 class ServedEvaluation:
-    """A served log made ready once (slates, reward model) for estimating many targets on it."""
+    """A served log made ready once (slates, reward model) for estimating many targets on it.
+
+    With every served arm's policy known (``pool``), the logging propensity of each row becomes the
+    arms' traffic-weighted mixture, sum_k share_k pi_k(a | x): the balanced estimator for data from
+    several loggers (Agarwal, Basu, Schnabel & Joachims, KDD 2017; the balance heuristic of Veach &
+    Guibas 1995). Arms split shoppers by a hash of the user, independent of their context, so the
+    mixture is a valid logging policy; its weights stay bounded where one arm showed an item only
+    through its floor but another arm shows it often, which is what sinks per-arm IPS on a log
+    where a near-deterministic arm sits beside an exploring one.
+    """
 
     impressions: pd.DataFrame
     """The rows whose slate has a decision context, in serving order."""
@@ -204,6 +213,9 @@ class ServedEvaluation:
     predict: object | None
     """Cross-fitted reward model ``predict(slate_index, slate)``, or None when no DR-type estimator runs."""
     seed: int = 0
+    logging: np.ndarray | None = None
+    """The pooled logging propensity of every row once ``pool`` ran; None: each row's logged propensity."""
+    _replays: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def prepare(cls, impressions: pd.DataFrame, decisions: pd.DataFrame | None, vectors: ItemVectors | None = None,
@@ -226,17 +238,42 @@ class ServedEvaluation:
         rewards = self.impressions["reward"].to_numpy(dtype=np.float64)
         return float(rewards[self.impressions["policy"].to_numpy() == arm].mean())
 
+    def replay(self, spec: str, learn_from: str | None = None, window_s: float = 0.0) -> TargetRows:
+        """``replay_target`` of the policy ``spec`` (cached: a served arm's replay serves its self-check too)."""
+        key = (spec, learn_from, window_s)
+        if key not in self._replays:
+            name, params = parse_policy_spec(spec)
+            self._replays[key] = replay_target(make_policy(name, **params), self.slates, len(self.impressions),
+                                               self.impressions, self.predict, learn_from, self.seed, window_s)
+        return self._replays[key]
+
+    def pool(self, arms: dict[str, str], window_s: float = 0.0) -> bool:
+        """Pool the logging propensities over the served ``arms`` ({name: policy spec}); False (and no
+        change) when some arm of the log is missing from ``arms``. Each arm's own rows keep the
+        propensity it logged; the other arms' probabilities come from replaying their policies."""
+        served = self.impressions["policy"].to_numpy()
+        if not set(np.unique(served)) <= set(arms):
+            return False
+        slate_arms = np.array([s.arm for s in self.slates])
+        logged = self.impressions["propensity"].to_numpy(dtype=np.float64)
+        pooled = np.zeros(len(logged))
+        for arm, spec in arms.items():
+            share = float(np.mean(slate_arms == arm))
+            if share:
+                pooled += share * np.where(served == arm, logged, self.replay(spec, arm, window_s).propensity)
+        self.logging = pooled
+        return True
+
     def estimate(self, spec: str, estimators: tuple[str, ...], learn_from: str | None = None,
                  clip: float | None = None, n_boot: int = 1000, alpha: float = 0.05, window_s: float = 0.0) -> list:
         """``recsys.ope.estimators.Estimate`` of the target ``spec`` for each estimator."""
-        name, params = parse_policy_spec(spec)
         imp = self.impressions
-        target = replay_target(make_policy(name, **params), self.slates, len(imp), imp, self.predict, learn_from,
-                               self.seed, window_s)
+        target = self.replay(spec, learn_from, window_s)
+        logging = imp["propensity"].to_numpy(dtype=np.float64) if self.logging is None else self.logging
         pred = None if self.predict is None else RewardPredictions(target.q_logged, target.q_target)
-        return [estimate(e, imp["reward"].to_numpy(dtype=np.float64), imp["propensity"].to_numpy(dtype=np.float64),
-                         target.propensity, pred, positions=imp["position"].to_numpy(), clip=clip, n_boot=n_boot,
-                         seed=self.seed, clusters=imp["impression_id"].to_numpy(), alpha=alpha)
+        return [estimate(e, imp["reward"].to_numpy(dtype=np.float64), logging, target.propensity, pred,
+                         positions=imp["position"].to_numpy(), clip=clip, n_boot=n_boot, seed=self.seed,
+                         clusters=imp["impression_id"].to_numpy(), alpha=alpha)
                 for e in estimators]
 
 
@@ -248,6 +285,7 @@ def evaluate_served(impressions: pd.DataFrame, decisions: pd.DataFrame | None, p
     self-check: its estimate learning from its own slates, beside its on-policy value and the error.
     ``window_s``: the reward window the log was served with (see ``replay_target``)."""
     served = ServedEvaluation.prepare(impressions, decisions, vectors, estimators, seed)
+    pooled = served.pool(arms or {}, window_s)
     jobs = [(spec, spec, None) for spec in policies]
     jobs += [(f"arm:{arm}", spec, arm) for arm, spec in (arms or {}).items()]
     table = []
@@ -258,5 +296,6 @@ def evaluate_served(impressions: pd.DataFrame, decisions: pd.DataFrame | None, p
                           "ci_low": est.ci_low, "ci_high": est.ci_high, "ess": est.ess, "events": est.events,
                           "n": est.n, "online": online,
                           "rel_error": abs(est.value - online) / online if arm and online > 0 else float("nan"),
-                          "covers": bool(est.ci_low <= online <= est.ci_high) if arm else None})
+                          "covers": bool(est.ci_low <= online <= est.ci_high) if arm else None,
+                          "logging": "pooled over arms" if pooled else "logged"})
     return pd.DataFrame(table)

@@ -58,13 +58,21 @@ def served_log(tmp_path_factory):
 
 
 def test_each_served_arm_recovers_its_own_online_value(served_log):
+    """With every arm known, the logging propensity is the arms' mixture (balanced IPS), so even plain
+    IPS is tight: a near-deterministic arm's floor-only rows no longer carry weights of 1e4."""
     impressions, decisions = read_served_log(served_log)
-    table = evaluate_served(impressions, decisions, ("static",), arms=ARMS, n_boot=200)
+    table = evaluate_served(impressions, decisions, ("static",), arms=ARMS, n_boot=200, window_s=5.0)
     checks = table[table["policy"].str.startswith("arm:")]
-    assert set(checks["policy"]) == {f"arm:{a}" for a in ARMS}
-    for row in checks[checks["estimator"].isin(["snips", "dr"])].itertuples():
-        assert row.rel_error < 0.15, row
+    assert set(checks["policy"]) == {f"arm:{a}" for a in ARMS} and (table["logging"] == "pooled over arms").all()
+    for row in checks.itertuples():
+        assert row.rel_error < 0.05, row
         assert row.covers, row
+
+
+def test_without_every_arm_the_logged_propensities_are_used(served_log):
+    impressions, decisions = read_served_log(served_log)
+    table = evaluate_served(impressions, decisions, (), arms={"ts": ARMS["ts"]}, estimators=("snips",), n_boot=0)
+    assert (table["logging"] == "logged").all()
 
 
 def test_the_replay_on_servings_clock_ranks_as_the_arm_did(served_log):
