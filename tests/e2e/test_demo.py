@@ -94,6 +94,32 @@ def test_demo_quick_runs_the_loop_and_writes_the_report(tmp_path: Path):
     for model in ("model", "model-1"):
         assert (run / model / "config.json").exists() and (run / model / "serendip.json").exists()
     assert_the_second_generation(summary, run)
+    assert_the_served_log_commands(summary, run, tmp_path)
+
+
+def as_spec(policy: str) -> str:
+    """'epsilon_greedy(epsilon=0.1, floor=0.001)' (the summary's form) -> 'epsilon_greedy:epsilon=0.1,floor=0.001'."""
+    name, _, params = policy.rstrip(")").partition("(")
+    return name + (":" + params.replace(" ", "") if params else "")
+
+
+def assert_the_served_log_commands(summary: dict, run: Path, tmp_path: Path) -> None:
+    """The README's commands that read a served log work as written on the log the demo's app served."""
+    serendip = str(Path(sys.executable).with_name("serendip"))
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "HF_HUB_OFFLINE": "1"}
+    log = str(run / "serve-state" / "impressions")
+    arms = [f"{arm}={as_spec(row['policy'])}" for arm, row in summary["arms"].items()]
+    evaluate = subprocess.run([serendip, "evaluate", "--log", log, "--policy", "greedy", "thompson", "--arm", *arms,
+                               "--reward-window-s", "10", "--n-boot", "50"],
+                              env=env, capture_output=True, text=True, timeout=600)
+    assert evaluate.returncode == 0, evaluate.stdout[-3000:] + evaluate.stderr[-3000:]
+    assert "self-check" in evaluate.stdout and "logging propensities: pooled over arms" in evaluate.stdout
+    sweep = subprocess.run([serendip, "tune", "exploration", "--log", log, "--out", str(tmp_path / "ope-sweep"),
+                            "--policies", "greedy", "ucb1", "--trials", "3", "--offline.estimator", "snips",
+                            "--offline.min-ess", "10"],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
+    assert (tmp_path / "ope-sweep" / "trials.csv").read_text().count("\n") >= 3
 
 
 def assert_the_second_generation(summary: dict, run: Path) -> None:
