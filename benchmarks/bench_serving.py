@@ -1,22 +1,33 @@
-"""Serving throughput and latency of the Serve graph, against Serve's own floor and a cross-encoder server.
+"""Serving throughput and latency of the Serve graph in Serve's default and fast modes, against Serve's own
+floor in the same mode and a cross-encoder server.
 
-    python benchmarks/bench_serving.py            # 10k items, full sweep (~10 min on 2 CPUs)
-    python benchmarks/bench_serving.py --quick    # 1k items, short sweep (smoke check)
+    python benchmarks/bench_serving.py            # 10k items, both modes (~10 min on 2 CPUs)
+    python benchmarks/bench_serving.py --quick    # 1k items, short runs (smoke check)
 
-One process starts a local Ray (2 CPUs, loopback) and deploys, one after the other and under the
-same load, three apps:
+One process tree. This process prepares the shop, the (cached) model and the request bodies, times
+the int8 query encoder, then runs one child process per **mode**, each with a fresh local Ray (2 CPUs,
+loopback HTTP) started after its environment is set, since Serve reads these at import:
+
+- **default**: Serve's defaults (Python HTTP proxy; user code on a separate event loop thread);
+- **fast**: ``RAY_SERVE_ENABLE_HA_PROXY=1`` + ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (HAProxy sends
+  requests straight to the ingress replicas; user code runs on each replica's main event loop).
+  HAProxy's files, stats and metrics ports are private to the run.
+
+In each mode a child deploys, one after the other and under the same load:
 
 - **serendip**: the real graph (ingress -> batched scorer -> bandit with WAL) with MiniLM-L6 on a
   simulated shop. The two-tower model is *untrained*: for throughput only the shapes matter;
 - **floor**: the same three deployments, same batching and CPUs, doing no work (Serve's own cost);
-- **crossenc**: a seed-style server that scores every one of ``retrieve_n`` candidates per request
-  with a ``BertForSequenceClassification`` cross-encoder (MiniLM, untrained head).
+- **crossenc** (default mode only): a seed-style server that scores every one of ``retrieve_n``
+  candidates per request with a ``BertForSequenceClassification`` cross-encoder (MiniLM, untrained head).
 
-Load comes from a SEPARATE process (``drive`` mode of this file: httpx async over loopback),
-closed-loop at each concurrency of the sweep (bounded in requests and seconds); the peak rate is
-the best of the sweep. Latency is then measured open-loop at half our peak rate, for our graph and
-for the floor (the floor's p99 at that rate is the least these three Serve hops allow). The int8 query
-encoder is timed in-process against fp32 on the same queries. Last line: one JSON object.
+Load comes from a SEPARATE process (``drive`` mode of this file: httpx async over loopback): closed
+loops at each concurrency (bounded in requests and seconds; the peak is the best), then open loops at
+fixed offered rates (25, 50, 100 rps; each request's latency counts from when it was due, so a
+stalled server cannot hide its queue). CPU per request is the CPU seconds of the app's replica
+processes (``ray::ServeReplica:...``) over the peak closed-loop run. In the fast mode the child lists
+every listening socket of its process tree. Last line: one JSON object; the headline figures are
+the fast mode's (``mode``), with the default mode's beside them.
 """
 
 # No ``from __future__ import annotations``: FastAPI must see the request model on the methods below.
@@ -24,16 +35,22 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+FAST_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+"""What the fast mode sets before ``ray.init`` (the default mode removes both)."""
+RATES = (25.0, 50.0, 100.0)
+"""Offered open-loop rates (requests per second)."""
 
 
 # ---- load generator (runs in its own process) -----------------------------------------------------
@@ -52,9 +69,9 @@ async def _drive(url: str, bodies: list[dict], concurrency: int, max_requests: i
         start = time.perf_counter()
         deadline = start + max_seconds
 
-        async def one(i: int) -> None:
+        async def one(i: int, due: float | None = None) -> None:
             nonlocal errors
-            t0 = time.perf_counter()
+            t0 = time.perf_counter() if due is None else due  # open loop: from when it was due
             try:
                 r = await client.post("/recommend", json=bodies[i % len(bodies)])
                 ok = r.status_code == 200
@@ -84,7 +101,7 @@ async def _drive(url: str, bodies: list[dict], concurrency: int, max_requests: i
                 if due > deadline:
                     break
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                tasks.append(asyncio.create_task(one(i)))
+                tasks.append(asyncio.create_task(one(i, due)))
             await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
     ms = np.asarray(latencies) * 1000
@@ -93,6 +110,7 @@ async def _drive(url: str, bodies: list[dict], concurrency: int, max_requests: i
         "rps": len(latencies) / elapsed if elapsed else 0.0,
         "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
         "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+        "max_ms": float(ms.max()) if len(ms) else None,
         "first_error": first_error[0] if first_error else None,
     }
 
@@ -140,98 +158,130 @@ def prepare(cache: Path, n_items: int, n_users: int, k: int) -> tuple[Path, Path
     return model_dir, cache, bodies
 
 
-# ---- the two baselines ----------------------------------------------------------------------------------
-def floor_app(num_cpus: dict[str, float], max_batch_size: int, batch_wait_s: float):
-    """The same three-deployment graph, same batching and CPUs, doing no work."""
-    from fastapi import FastAPI
+# ---- one mode (a child process with its own Ray) ---------------------------------------------------------
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def replica_pids(app: str) -> list[int]:
+    """The processes of ``app``'s Serve replicas (Ray titles them ``ray::ServeReplica:<app>:<deployment>``)."""
+    import psutil  # Ray's bundled copy, on sys.path once ray is imported
+
+    pids = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if cmd.startswith(f"ray::ServeReplica:{app}:"):
+            pids.append(proc.pid)
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def listeners() -> list[dict]:
+    """Every listening TCP socket of this process tree (Ray, HAProxy, the replicas): address, port, process."""
+    import psutil
+
+    tree = {os.getpid()} | {p.pid for p in psutil.Process().children(recursive=True)}
+    rows = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in tree:
+            try:
+                proc = psutil.Process(conn.pid)
+                name = " ".join(proc.cmdline()[:1]).split("/")[-1][:60]
+            except psutil.NoSuchProcess:
+                name = "?"
+            rows.append({"address": conn.laddr.ip, "port": conn.laddr.port, "pid": conn.pid, "process": name})
+    return sorted(rows, key=lambda r: (r["process"], r["port"]))
+
+
+def measure(name: str, url: str, bodies: Path, app: str, levels: list[int], max_requests: int,
+            max_seconds: float, rate_seconds: float) -> dict:
+    """Closed-loop sweep (CPU per request of the app's replicas at each level), then the fixed open-loop rates."""
+    pids = replica_pids(app)
+    closed = []
+    for c in levels:
+        before = cpu_seconds(pids)
+        r = drive(url, bodies, c, max_requests, max_seconds)
+        r["cpu_ms_per_request"] = (cpu_seconds(pids) - before) * 1000 / max(1, r["ok"])
+        print(f"{name:9s} c={c:3d} rps={r['rps']:7.1f} p50={r['p50_ms']:.1f}ms p99={r['p99_ms']:.1f}ms "
+              f"cpu={r['cpu_ms_per_request']:.1f}ms/req errors={r['errors']}", flush=True)
+        closed.append(r)
+    rates = {}
+    for rate in RATES:
+        r = drive(url, bodies, 64, int(rate * rate_seconds), rate_seconds, rate=rate)
+        print(f"{name:9s} {rate:5.0f}/s offered: {r['rps']:6.1f}/s p50={r['p50_ms']:.1f}ms p99={r['p99_ms']:.1f}ms "
+              f"errors={r['errors']}", flush=True)
+        rates[f"{rate:g}"] = r
+    peak = max(closed, key=lambda r: r["rps"])
+    return {"rps": peak["rps"], "p50_ms": peak["p50_ms"], "p99_ms": peak["p99_ms"],
+            "peak_concurrency": peak["concurrency"], "cpu_ms_per_request": peak["cpu_ms_per_request"],
+            "p50_ms_at_rate": {k: v["p50_ms"] for k, v in rates.items()},
+            "p99_ms_at_rate": {k: v["p99_ms"] for k, v in rates.items()},
+            "errors": sum(r["errors"] for r in closed) + sum(r["errors"] for r in rates.values()),
+            "closed_loop": closed, "open_loop": rates, "replicas": len(pids)}
+
+
+def run_mode(spec: dict) -> dict:
+    """One mode in this (child) process: a fresh local Ray, then serendip, the floor and (default mode) crossenc."""
+    import ray
     from ray import serve
+    from serving_baselines import crossenc_app, floor_app  # this script's folder
 
-    from serving.api import RecommendRequest
+    from serving.app import graph
+    from serving.config import ServeConfig
 
-    api = FastAPI()
-    reply = {"impression_id": "0.0.x", "policy": "floor", "model_version": "floor",
-             "items": [{"item_id": i, "position": i, "score": 0.0, "propensity": 1.0, "explored": False}
-                       for i in range(10)]}
-
-    @serve.deployment(max_ongoing_requests=2 * max_batch_size, ray_actor_options={"num_cpus": num_cpus["scorer"]})
-    class FloorScorer:
-        async def score(self, request: dict, version: int) -> dict:
-            return await self.batch(request, version)
-
-        @serve.batch(max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_s)
-        async def batch(self, requests: list[dict], versions: list[int]) -> list[dict]:
-            return [{} for _ in requests]
-
-    @serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": num_cpus["bandit"]})
-    class FloorBandit:
-        async def select(self, user_id: int, candidates: dict, k: int) -> dict:
-            return {**reply, "catalog_version": 0}
-
-    @serve.deployment(max_ongoing_requests=128, ray_actor_options={"num_cpus": num_cpus["ingress"]})
-    @serve.ingress(api)
-    class FloorIngress:
-        def __init__(self, scorer, bandit):
-            self.scorer, self.bandit = scorer, bandit
-
-        @api.post("/recommend")
-        async def recommend(self, body: RecommendRequest) -> dict:
-            candidates = await self.scorer.score.remote(body.model_dump(), 0)  # awaited here, as the real ingress does
-            result = await self.bandit.select.remote(body.user_id, candidates, body.k)
-            result.pop("catalog_version")
-            return result
-
-    return FloorIngress.bind(FloorScorer.bind(), FloorBandit.bind())
-
-
-def crossenc_app(items_path: str, candidates: int, num_cpus: float):
-    """A seed-style server: BERT reads (history, candidate) pairs for every candidate of every request."""
-    from fastapi import FastAPI
-    from ray import serve
-
-    from serving.api import RecommendRequest
-
-    api = FastAPI()
-
-    @serve.deployment(max_ongoing_requests=8, ray_actor_options={"num_cpus": num_cpus})
-    @serve.ingress(api)
-    class CrossEncoder:
-        def __init__(self):
-            import pandas as pd
-            import torch
-            from transformers import AutoTokenizer, BertForSequenceClassification
-
-            from recsys.model import default_base_path
-            from recsys.text import render_items
-
-            torch.set_num_threads(2)  # the whole 2-CPU machine: the baseline gets every chance
-            base = str(default_base_path())
-            self.tokenizer = AutoTokenizer.from_pretrained(base)
-            self.model = BertForSequenceClassification.from_pretrained(
-                base, num_labels=1, use_safetensors=True, trust_remote_code=False).eval()
-            items = pd.read_parquet(items_path)
-            self.ids = items["item_id"].to_numpy()
-            self.text = dict(zip(self.ids.tolist(), render_items(items), strict=True))
-            self.rng = np.random.default_rng(0)
-
-        @api.post("/recommend")
-        def recommend(self, body: RecommendRequest) -> dict:
-            import torch
-
-            history = " ; ".join(self.text.get(i, "") for i in body.history[:10])
-            cands = self.rng.choice(self.ids, size=candidates, replace=False)
-            batch = self.tokenizer([history] * len(cands), [self.text[int(i)] for i in cands], truncation=True,
-                                   max_length=128, padding=True, return_tensors="pt")
-            with torch.no_grad():
-                logits = self.model(**batch).logits[:, 0].numpy()
-            top = np.argsort(-logits)[: body.k]
-            return {"impression_id": None, "policy": "crossenc", "model_version": "crossenc",
-                    "items": [{"item_id": int(cands[i]), "position": p, "score": float(logits[i]), "propensity": 1.0,
-                               "explored": False} for p, i in enumerate(top)]}
-
-    return CrossEncoder.bind()
+    work, cpus, quick = Path(spec["work"]), spec["cpus"], spec["quick"]
+    cfg = ServeConfig(model=Path(spec["model_dir"]), state_dir=work / f"state-{spec['mode']}", policy="thompson",
+                      retrieve_n=spec["retrieve_n"], reward_window_s=60.0, ingress_num_cpus=cpus["ingress"],
+                      scorer_num_cpus=cpus["scorer"], bandit_num_cpus=cpus["bandit"], app_name="bench")
+    levels = [1, 8] if quick else [1, 4, 16]
+    budget = dict(max_requests=150 if quick else 3000, max_seconds=6.0 if quick else 12.0,
+                  rate_seconds=4.0 if quick else 12.0)
+    bodies = work / "bodies.json"
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    url = f"http://127.0.0.1:{port}"
+    out: dict = {"mode": spec["mode"]}
+    try:
+        t0 = time.perf_counter()
+        serve.run(graph(cfg), name="bench", route_prefix="/")
+        print(f"[{spec['mode']}] serendip deployed in {time.perf_counter() - t0:.0f} s", flush=True)
+        if spec["mode"] == "fast":
+            out["listeners"] = listeners()
+        out["serendip"] = measure("serendip", url, bodies, "bench", levels, **budget)
+        with urllib.request.urlopen(f"{url}/stats", timeout=30) as reply:  # what each stage cost (per replica)
+            out["serendip"]["stages_ms"] = json.loads(reply.read())["stages_ms"]
+        serve.delete("bench")
+        serve.run(floor_app(cpus, cfg.max_batch_size, cfg.batch_wait_s), name="floor", route_prefix="/")
+        out["floor"] = measure("floor", url, bodies, "floor", levels, **budget)
+        serve.delete("floor")
+        if spec["crossenc"]:
+            serve.run(crossenc_app(spec["items_path"], spec["retrieve_n"], num_cpus=1.5), name="crossenc",
+                      route_prefix="/")
+            out["crossenc"] = sweep("crossenc", url, bodies, [1, 2], 6 if quick else 30, 20.0 if quick else 45.0)
+            serve.delete("crossenc")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return out
 
 
-# ---- the run ------------------------------------------------------------------------------------------------
 def sweep(name: str, url: str, bodies: Path, levels: list[int], max_requests: int, max_seconds: float) -> list[dict]:
     """Closed-loop runs at each concurrency; prints one line per level."""
     results = []
@@ -243,7 +293,42 @@ def sweep(name: str, url: str, bodies: Path, levels: list[int], max_requests: in
     return results
 
 
-def quantization_figures(model_dir: Path, bodies: list[dict], n: int) -> dict:
+def mode_env(mode: str, work: Path) -> dict[str, str]:
+    """The child's environment: both fast-path switches set (fast) or removed (default), before its ray.init.
+
+    HAProxy's config, socket and state files default to /tmp/haproxy-serve and its stats and metrics
+    listeners to ports 8404 and 9101: shared by every Serve on the machine, so the run gets its own.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in FAST_ENV}
+    env.update(RAY_AUTH_MODE=env.get("RAY_AUTH_MODE", "disabled"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if mode == "fast":  # HAProxy's admin socket path must stay under 97 bytes, with a 57-byte subfolder of Ray's
+        haproxy = Path(tempfile.mkdtemp(prefix="hx", dir="/tmp"))
+        env.update(FAST_ENV, RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(haproxy / "haproxy.cfg"),
+                   RAY_SERVE_HAPROXY_SOCKET_PATH=str(haproxy / "admin.sock"),
+                   RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(haproxy),
+                   RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(haproxy / "server-state"),
+                   RAY_SERVE_HAPROXY_STATS_PORT=str(free_port()), RAY_SERVE_HAPROXY_METRICS_PORT=str(free_port()))
+    return env
+
+
+def spawn_mode(spec: dict, timeout_s: float) -> dict:
+    """Run ``run_mode(spec)`` in a child process with the mode's environment; its last stdout line is the result."""
+    work = Path(spec["work"])
+    spec_path = work / f"mode-{spec['mode']}.json"
+    spec_path.write_text(json.dumps(spec))
+    proc = subprocess.Popen([sys.executable, __file__, "mode", str(spec_path)], env=mode_env(spec["mode"], work),
+                            stdout=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if not line.startswith("{"):
+            print(line, end="", flush=True)
+    if proc.wait(timeout=timeout_s) != 0:
+        raise RuntimeError(f"mode {spec['mode']} failed (exit {proc.returncode}); see its output above")
+    return json.loads(lines[-1])
+
+
+def quantization_figures(model_dir: Path, n: int) -> dict:
     """int8 vs fp32 query encoder: speed-up and agreement, measured in this process."""
     import torch
 
@@ -258,82 +343,68 @@ def quantization_figures(model_dir: Path, bodies: list[dict], n: int) -> dict:
     return agreement(model, quantized_copy(model), queries, load_item_table(model_dir).vectors, k=10, repeats=2)
 
 
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k items, two concurrency levels, short runs")
     parser.add_argument("--items", type=int, default=None, help="catalog size (default 10000, quick 1000)")
+    parser.add_argument("--modes", default="default,fast", help="comma-separated: default, fast")
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "bench-serving",
                         help="where the shop and the embedded catalog are cached between runs")
     args = parser.parse_args(argv)
+    modes = args.modes.split(",")
+    if not set(modes) <= {"default", "fast"}:
+        parser.error(f"--modes {args.modes!r}: give default, fast or both")
     n_items = args.items or (1000 if args.quick else 10_000)
-    levels = [1, 8] if args.quick else [1, 4, 8, 16, 32]
-    max_requests, max_seconds = (150, 8.0) if args.quick else (3000, 20.0)
     retrieve_n, k = (50, 10) if args.quick else (200, 10)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    import ray
-    from ray import serve
-
     from recsys.data import write_table
-    from serving.app import graph
-    from serving.config import ServeConfig
+    from recsys.simulator import World, WorldConfig
 
     args.cache.mkdir(parents=True, exist_ok=True)
     model_dir, _, bodies = prepare(args.cache, n_items, n_users=2000, k=k)
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    bodies_path = work / "bodies.json"
-    bodies_path.write_text(json.dumps(bodies))
-    from recsys.simulator import World, WorldConfig
-
+    (work / "bodies.json").write_text(json.dumps(bodies))
     items_path = work / "items.parquet"
     write_table(World.create(WorldConfig(users=2000, items=n_items, seed=0)).items, items_path, "items")
-    quant = quantization_figures(model_dir, bodies, 16 if args.quick else 64)
+    quant = quantization_figures(model_dir, 16 if args.quick else 64)
     print("quantization:", json.dumps(quant), flush=True)
 
     cpus = {"ingress": 0.25, "scorer": 0.5, "bandit": 0.25}
-    cfg = ServeConfig(model=model_dir, state_dir=work / "state", policy="thompson", retrieve_n=retrieve_n,
-                      reward_window_s=60.0, ingress_num_cpus=cpus["ingress"], scorer_num_cpus=cpus["scorer"],
-                      bandit_num_cpus=cpus["bandit"], app_name="bench")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    port = 8000 + os.getpid() % 1000
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.perf_counter()
-        serve.run(graph(cfg), name="bench", route_prefix="/")
-        print(f"serendip deployed in {time.perf_counter() - t0:.0f} s", flush=True)
-        ours = sweep("serendip", url, bodies_path, levels, max_requests, max_seconds)
-        peak = max(ours, key=lambda r: r["rps"])
-        half = drive(url, bodies_path, 4 * peak["concurrency"], max_requests, max_seconds, rate=peak["rps"] / 2)
-        print(f"half peak rate {peak['rps'] / 2:.1f}/s: p50={half['p50_ms']:.1f}ms p99={half['p99_ms']:.1f}ms",
-              flush=True)
-        serve.delete("bench")
-        serve.run(floor_app(cpus, cfg.max_batch_size, cfg.batch_wait_s), name="floor", route_prefix="/")
-        floor = sweep("floor", url, bodies_path, levels, max_requests, max_seconds)
-        # Serve's own latency at the same open-loop rate: the least any graph of these hops can do here.
-        floor_half = drive(url, bodies_path, 4 * peak["concurrency"], max_requests, max_seconds, rate=peak["rps"] / 2)
-        print(f"floor at {peak['rps'] / 2:.1f}/s: p50={floor_half['p50_ms']:.1f}ms p99={floor_half['p99_ms']:.1f}ms",
-              flush=True)
-        serve.delete("floor")
-        serve.run(crossenc_app(str(items_path), retrieve_n, num_cpus=1.5), name="crossenc", route_prefix="/")
-        crossenc = sweep("crossenc", url, bodies_path, [1, 2], 40 if not args.quick else 6, 60.0 if not args.quick else 20.0)
-        serve.delete("crossenc")
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-    rps, floor_rps = peak["rps"], max(r["rps"] for r in floor)
-    crossenc_rps = max(r["rps"] for r in crossenc)
+    runs = {}
+    for mode in modes:
+        spec = {"mode": mode, "work": str(work), "model_dir": str(model_dir), "items_path": str(items_path),
+                "retrieve_n": retrieve_n, "cpus": cpus, "quick": args.quick, "crossenc": mode == modes[0]}
+        runs[mode] = spawn_mode(spec, timeout_s=1800)
+    head = runs.get("fast") or runs[modes[0]]
+    default = runs.get("default", {})
+    crossenc_rps = max(r["rps"] for run in runs.values() for r in run.get("crossenc", [])) if any(
+        "crossenc" in run for run in runs.values()) else None
+    ours, floor = head["serendip"], head["floor"]
     result = {
-        "rps": rps, "p50_ms": half["p50_ms"], "p99_ms": half["p99_ms"], "half_peak_rate": peak["rps"] / 2,
-        "floor_rps": floor_rps, "ratio_vs_floor": rps / floor_rps if floor_rps else None,
-        "floor_p50_ms_at_half_peak": floor_half["p50_ms"], "floor_p99_ms_at_half_peak": floor_half["p99_ms"],
-        "crossenc_rps": crossenc_rps, "ratio_vs_crossenc": rps / crossenc_rps if crossenc_rps else None,
-        **quant, "items": n_items, "retrieve_n": retrieve_n, "k": k, "peak_concurrency": peak["concurrency"],
-        "errors": sum(r["errors"] for r in ours + floor + crossenc) + half["errors"] + floor_half["errors"],
-        "sweep": {"serendip": ours, "floor": floor, "crossenc": crossenc},
-        "model": "untrained two-tower on MiniLM-L6 (throughput only)", "quick": args.quick,
+        "mode": head["mode"], "rps": ours["rps"], "p50_ms": ours["p50_ms"], "p99_ms": ours["p99_ms"],
+        "p99_ms_at_50rps": ours["p99_ms_at_rate"]["50"], "floor_rps": floor["rps"],
+        "ratio_vs_floor": ratio(ours["rps"], floor["rps"]),
+        "floor_p99_ms_at_50rps": floor["p99_ms_at_rate"]["50"],
+        "default_mode_rps": default.get("serendip", {}).get("rps"),
+        "default_mode_p99_ms_at_50rps": default.get("serendip", {}).get("p99_ms_at_rate", {}).get("50"),
+        "default_mode_floor_rps": default.get("floor", {}).get("rps"),
+        "default_mode_ratio_vs_floor": ratio(default.get("serendip", {}).get("rps"), default.get("floor", {}).get("rps")),
+        "crossenc_rps": crossenc_rps, "ratio_vs_crossenc": ratio(ours["rps"], crossenc_rps),
+        "our_cpu_ms_per_request": ours["cpu_ms_per_request"], "floor_cpu_ms_per_request": floor["cpu_ms_per_request"],
+        **quant, "items": n_items, "retrieve_n": retrieve_n, "k": k, "quick": args.quick,
+        "errors": sum(run[app]["errors"] for run in runs.values() for app in ("serendip", "floor")),
+        "stage_p50_ms": {stage: row["p50_ms"] for part in head["serendip"].get("stages_ms", {}).values()
+                      for stage, row in part.items()},
+        "modes": {mode: {app: {key: value for key, value in run[app].items() if key not in ("closed_loop", "open_loop")}
+                         for app in ("serendip", "floor")} | {"listeners": run.get("listeners")}
+                  for mode, run in runs.items()},
+        "model": "untrained two-tower on MiniLM-L6 (throughput only)", "load_average": os.getloadavg(),
     }
     print(json.dumps(result))
     return result
@@ -342,5 +413,7 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "drive":
         drive_main(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "mode":
+        print(json.dumps(run_mode(json.loads(Path(sys.argv[2]).read_text()))), flush=True)
     else:
         main()
