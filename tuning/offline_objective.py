@@ -49,8 +49,17 @@ class OfflineConfig:
     """Folds of the reward model's cross-fitting."""
     seed: int = 0
     """Seed of folds, bootstrap and Monte-Carlo propensities."""
+    arm: tuple[str, ...] = ()
+    """Served logs: NAME=POLICY per served arm; with every arm named the logging propensities are pooled
+    over the arms (balanced IPS), which keeps weights bounded on a log with near-deterministic arms."""
+    reward_window_s: float = 3600.0
+    """Served logs: the server's reward window (ServeConfig.reward_window_s); replays learn on that clock."""
 
     def __post_init__(self) -> None:
+        for spec in self.arm:
+            name, eq, policy = spec.partition("=")
+            if not (eq and name and policy):
+                raise ObjectiveInputError(f"--offline.arm {spec!r}: write NAME=POLICY, e.g. control=greedy")
         if self.n_boot < 50:
             raise ObjectiveInputError(f"--offline.n-boot={self.n_boot}: the lower bound needs at least 50 resamples")
         if not self.min_ess > 0:
@@ -137,6 +146,7 @@ class LogObjective(Objective):
             catalog = Path(self.log).parent / "catalog"
             vectors = ItemVectors.load(self.model, catalog if catalog.is_dir() else None) if self.model else None
             served = ServedEvaluation.prepare(impressions, decisions, vectors, (self.cfg.estimator,), self.cfg.seed)
+            served.pool(dict(spec.split("=", 1) for spec in self.cfg.arm), self.cfg.reward_window_s)
         except (ValueError, FileNotFoundError) as err:
             raise ObjectiveInputError(f"--log {self.log} cannot be used: {err}") from err
         if served.impressions.empty:
@@ -153,7 +163,7 @@ class LogObjective(Objective):
         spec = arm.policy + (":" + ",".join(f"{k}={v!r}" for k, v in arm.params.items()) if arm.params else "")
         if "served" in data:
             est = data["served"].estimate(spec, (self.cfg.estimator,), clip=self.cfg.clip, n_boot=self.cfg.n_boot,
-                                          alpha=self.cfg.alpha)[0]
+                                          alpha=self.cfg.alpha, window_s=self.cfg.reward_window_s)[0]
             return {"lcb": est.ci_low, "reward": est.value, "reward_low": est.ci_low, "reward_high": est.ci_high,
                     "ess": est.ess, "n": est.n}
         impressions = data["impressions"]

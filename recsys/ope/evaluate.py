@@ -73,6 +73,9 @@ class EvaluateConfig:
             raise ValueError(
                 "EvaluateConfig: pass exactly one of --log (an impressions file) or --obd (an OBD folder)"
             )
+        if self.log is not None and not Path(self.log).exists():
+            raise ValueError(f"EvaluateConfig.log={self.log}: no such file or directory; pass an impressions .parquet "
+                             "or .csv, or a served log directory (the server's state_dir/impressions)")
         unknown = [e for e in self.estimators if e not in ESTIMATORS]
         if unknown:
             raise ValueError(

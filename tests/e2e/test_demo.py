@@ -116,7 +116,7 @@ def assert_the_served_log_commands(summary: dict, run: Path, tmp_path: Path) -> 
     assert "self-check" in evaluate.stdout and "logging propensities: pooled over arms" in evaluate.stdout
     sweep = subprocess.run([serendip, "tune", "exploration", "--log", log, "--out", str(tmp_path / "ope-sweep"),
                             "--policies", "greedy", "ucb1", "--trials", "3", "--offline.estimator", "snips",
-                            "--offline.min-ess", "10"],
+                            "--offline.arm", *arms, "--offline.reward-window-s", "10", "--offline.min-ess", "10"],
                            env=env, capture_output=True, text=True, timeout=600)
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
     assert (tmp_path / "ope-sweep" / "trials.csv").read_text().count("\n") >= 3
