@@ -73,9 +73,6 @@ class EvaluateConfig:
             raise ValueError(
                 "EvaluateConfig: pass exactly one of --log (an impressions file) or --obd (an OBD folder)"
             )
-        if self.log is not None and not Path(self.log).exists():
-            raise ValueError(f"EvaluateConfig.log={self.log}: no such file or directory; pass an impressions .parquet "
-                             "or .csv, or a served log directory (the server's state_dir/impressions)")
         unknown = [e for e in self.estimators if e not in ESTIMATORS]
         if unknown:
             raise ValueError(
@@ -194,6 +191,9 @@ def evaluate_served_log(cfg: EvaluateConfig) -> pd.DataFrame:
 def evaluate(cfg: EvaluateConfig) -> pd.DataFrame:
     """Estimate every ``cfg.policy`` on the log with every estimator; print and return the table."""
     print("evaluate config:", {k: str(v) for k, v in dataclasses.asdict(cfg).items()})
+    if cfg.log is not None and not Path(cfg.log).exists():
+        raise FileNotFoundError(f"--log {cfg.log}: no such file or directory; pass an impressions .parquet or .csv, "
+                                "or a served log directory (the server's state_dir/impressions)")
     if cfg.served:
         return write_out(evaluate_served_log(cfg), cfg.out)
     impressions, item_ids, feats, categorical = load_log(cfg)
