@@ -170,9 +170,20 @@ def torch_equal(a, b) -> bool:
 def test_retrain_config_takes_the_parents_architecture_and_recipe(parent, tmp_path):
     cfg = RetrainConfig(model=parent, logs=tmp_path / "logs", data=tmp_path / "shop", out=tmp_path / "v2", epochs=1)
     train = cfg.train_config()
-    assert (train.dim, train.neg_ratio, train.lr, train.batch_size) == (16, 7, 0.01, 64)  # the parent run's
+    assert (train.dim, train.neg_ratio, train.batch_size) == (16, 7, 64)  # the parent run's
     assert train.init_from == str(parent) and train.impressions == tmp_path / "logs" and train.run_name == "retrain-v2"
     assert RetrainConfig(model=parent, logs=tmp_path, data=tmp_path, out=tmp_path / "v2", lr=0.5).train_config().lr == 0.5
+
+
+def test_a_retrain_fine_tunes_at_a_tenth_of_the_parents_learning_rates(parent, tmp_path):
+    # At the parent's own rates a 30-step retrain of the demo's model drifted from NDCG@10 0.094 to 0.039.
+    paths = {"model": parent, "logs": tmp_path, "data": tmp_path, "out": tmp_path / "v2"}
+    train = RetrainConfig(**paths).train_config()
+    assert train.lr == pytest.approx(0.001)  # the parent's 0.01
+    assert train.bert_lr == pytest.approx(TrainConfig.bert_lr * 0.1)  # the parent left no bert_lr: the default's
+    full = RetrainConfig(**paths, lr_scale=1.0).train_config()
+    assert (full.lr, full.bert_lr) == (0.01, TrainConfig.bert_lr)
+    assert RetrainConfig(**paths, lr=0.5, lr_scale=0.2).train_config().lr == 0.5  # an explicit rate is taken as is
 
 
 @pytest.mark.parametrize(
@@ -180,6 +191,8 @@ def test_retrain_config_takes_the_parents_architecture_and_recipe(parent, tmp_pa
     [
         ({"out": "PARENT"}, "--out=.*: is --model itself; write the new version to a new folder"),
         ({"ipw_clip": 0.0}, "--ipw-clip=0.0: must be > 0"),
+        ({"lr_scale": 0.0}, r"--lr-scale=0.0: must be in \(0, 1\]"),
+        ({"lr_scale": 1.5}, r"--lr-scale=1.5: must be in \(0, 1\]"),
     ],
 )
 def test_retrain_config_errors(parent, tmp_path, kwargs, match):
