@@ -1,4 +1,4 @@
-"""How close the logged propensities of the Monte-Carlo policies are to the truth (issue 18).
+"""How close the logged propensities of the Monte-Carlo policies are to the truth.
 
 Thompson sampling, LinTS and Softmax (positions >= 2) log a seeded Monte-Carlo estimate of
 P(shown item at its position). Off-policy evaluation divides by it, so what matters is the ratio
@@ -6,7 +6,7 @@ true / logged over the items a policy actually shows. For each context this call
 ``select``, then estimates the truth from ``REFERENCE_DRAWS`` fresh score rows sampled from the
 same posterior state, with the floor mixed in exactly as ``Policy.select`` does.
 
-The estimator before issue 18 (counting only the further draws, so an item that none of them put
+The earlier estimator (counting only the further draws, so an item that none of them put
 in its slot got the floor alone) is kept here, and only here, to compare accuracy and cost.
 
     python benchmarks/propensity_reference.py            # 3 policies x 20 contexts, 100 candidates, k=10
@@ -66,7 +66,7 @@ def reference_propensities(policy: Policy, ctx: Context, idx: np.ndarray, draws:
 
 def _old_choose(policy: Policy, ctx: Context, k: int, rng: np.random.Generator,
                 forced: np.ndarray | None) -> Choice:
-    """The estimator before issue 18: the shown draw, then frequencies over the ``n_draws`` others only."""
+    """The earlier estimator: the shown draw, then frequencies over the ``n_draws`` others only."""
     if policy.name == "lints":
         features = policy._features(ctx)
         point = features @ policy.posterior.mean

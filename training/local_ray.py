@@ -69,7 +69,7 @@ def init_ray(address: str | None = None, *, state_dir: str | os.PathLike = DEFAU
 
     A no-op when Ray is already up. ``local_options`` (``num_cpus``, ``resources``, ...) go to
     ``ray.init`` for a local start only. The dashboard stays on and on 127.0.0.1: without it Train
-    cannot free a finished run's placement group (RAY_NOTES.md).
+    cannot free a finished run's placement group (measured with Ray 2.60: the next Train-in-Tune trial then hangs).
     """
     if ray.is_initialized():
         return

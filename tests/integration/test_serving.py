@@ -97,7 +97,7 @@ def test_recommend_then_feedback_shows_in_stats(served):
     arm_before = next(a for a in before["arms"] if a["arm"] == slate["policy"])
     assert arm["counts"]["feedback"] == arm_before["counts"]["feedback"] + 1
     assert arm["state"]["state"]["n_updates"] == arm_before["state"]["state"]["n_updates"] + 1
-    stages = after["stages_ms"]  # what each stage costs (issue 20 part 5)
+    stages = after["stages_ms"]  # what each stage costs
     assert {"user_tower", "retrieval"} <= set(stages["scorer"]) and {"recommend", "feedback"} <= set(stages["ingress"])
     assert {"bandit_select", "wal_append", "wal_commit"} <= set(stages["bandit"])
 

@@ -216,7 +216,7 @@ def test_unseen_items_tie_at_infinity_and_share_every_position():
     assert stats.chisquare(counts.ravel(), np.full(N * K, 1200 / N)).pvalue > 1e-4
 
 
-# ---- Monte-Carlo propensities as importance weights (issue 18) -------------------------------
+# ---- Monte-Carlo propensities as importance weights --------------------------------------
 
 MONTE_CARLO = ["thompson", "lints", "softmax"]
 
@@ -239,7 +239,7 @@ def wide_context(n: int = 40) -> Context:
 def test_logged_propensities_track_a_large_draw_reference(name):
     """Reference / logged averages near 1 over shown items, and no shown item is left with the floor alone.
 
-    30 draws on a wide posterior: the estimator before issue 18 (further draws only) gave mean
+    30 draws on a wide posterior: the earlier estimator (further draws only) gave mean
     ratios of 300-470 here, with 50-80 of the 180 shown items at the floor alone.
     """
     params = {"thompson": {"prior_strength": 2.0}, "lints": {"scale": 2.0}, "softmax": {"temperature": 0.5}}[name]

@@ -1,4 +1,4 @@
-"""Nothing lost (issue 21), without Ray: a failed WAL reports unhealthy and answers 503, a poison record
+"""Nothing lost, without Ray: a failed WAL reports unhealthy and answers 503, a poison record
 is quarantined instead of bricking replay, every feedback event counts once with the strongest reward
 winning, impressions are fsynced before the slate is answered, and pending impressions are bounded."""
 

@@ -1,4 +1,4 @@
-"""Nobody in, nothing unbounded (issue 21), without Ray: one bandit replica only, a deadline on every
+"""Nobody in, nothing unbounded, without Ray: one bandit replica only, a deadline on every
 handle call, a bounded catalog, the operator's token apart from the shop's, no open non-loopback host."""
 
 import asyncio

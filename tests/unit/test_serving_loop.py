@@ -1,4 +1,4 @@
-"""No CPU work on a replica's event loop, one writer all the same, and typed hops (issue 20, parts 2, 3, 5).
+"""No CPU work on a replica's event loop, one writer all the same, and typed hops.
 
 The scorer's batch and the bandit's draws run in worker threads; the loop (requests, health checks,
 queue-length probes; in Serve's throughput mode, Serve's own request handling) keeps ticking meanwhile,
