@@ -8,6 +8,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from clock import Clock
 from scipy.special import logit
 
 from recsys.data.served_log import read_served_log
@@ -17,14 +18,6 @@ from serving.bandit_state import BanditSettings, BanditState
 from serving.config import ArmConfig
 
 ARMS = {"control": "static", "learner": "greedy", "ts": "thompson:n_draws=50"}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_700_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture(scope="module")

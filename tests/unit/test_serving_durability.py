@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from clock import Clock
 
 from recsys.policies import Context
 from serving.bandit import Bandit
@@ -15,14 +16,6 @@ from serving.bandit_state import BanditSettings, BanditState, Overloaded
 from serving.config import ArmConfig
 from serving.ingress import http_error
 from serving.wal import WalFailed
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_700_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 def context(rng, n=20, d=4):

@@ -13,9 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import ray
-import torch
 
-from recsys.model import ItemTable, TwoTower, TwoTowerConfig, build_tiny_base
+from recsys.model import ItemTable
 from recsys.policies import Context
 from serving.api import RecommendRequest
 from serving.bandit_state import BanditSettings, BanditState
@@ -43,14 +42,6 @@ async def ticks_while(coro, step_s: float = 0.002):
         await asyncio.sleep(step_s)
         ticks.append(time.perf_counter())
     return await task, np.diff(ticks), ticks[-1] - ticks[0]
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    base = build_tiny_base(tmp_path_factory.mktemp("tiny"))
-    torch.manual_seed(0)
-    config = TwoTowerConfig(base=str(base), dim=16, user_heads=2, user_layers=1, id_embeddings=False, history_len=8)
-    return TwoTower.from_base(config).eval()
 
 
 def big_retriever(model, n_items=200_000):

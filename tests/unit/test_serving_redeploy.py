@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from clock import Clock
 
 from recsys.policies import Context
 from serving.bandit_state import BanditSettings, BanditState
@@ -13,14 +14,6 @@ from serving.catalog import CatalogStore
 from serving.config import ArmConfig
 
 ARMS = [ArmConfig("items", "thompson"), ArmConfig("lin", "linucb")]
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_700_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 def context(rng, d, n=20):

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys.model import TwoTower, TwoTowerConfig, build_tiny_base
 from serving.catalog import CatalogStore
 from serving.messages import ScoreRequest
 from serving.quantization import agreement, quantized_copy
@@ -19,14 +18,6 @@ from serving.retrieval import ItemEmbedder, PurchaseIndex, Retriever
 
 TITLES = ["waterproof trail shoe", "red wool scarf", "steel water bottle", "leather wallet", "running socks",
           "rain jacket", "yoga mat", "canvas tote", "ceramic mug", "desk lamp", "hiking pole", "sun hat"]
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    base = build_tiny_base(tmp_path_factory.mktemp("tiny"))
-    torch.manual_seed(0)
-    config = TwoTowerConfig(base=str(base), dim=16, user_heads=2, user_layers=1, id_embeddings=False, history_len=8)
-    return TwoTower.from_base(config).eval()
 
 
 def items(ids):

@@ -6,6 +6,7 @@ import asyncio
 import numpy as np
 import pandas as pd
 import pytest
+from clock import Clock
 
 from recsys.data.served_log import read_served_log
 from recsys.policies import Context
@@ -15,14 +16,6 @@ from serving.messages import ArmRoute, FeaturesNeeded
 
 ARMS = [ArmConfig("control", "greedy"), ArmConfig("explore", "epsilon_greedy", {"epsilon": 0.3}),
         ArmConfig("ts", "thompson"), ArmConfig("lin", "linucb")]
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_700_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 def context(rng, n=30, d=4):
