@@ -1,6 +1,7 @@
 """Offline metrics: full-ranking top-K metrics, click-prediction metrics, and the evaluation protocols."""
 
 from recsys.metrics.classification import auc, expected_calibration_error, log_loss
+from recsys.metrics.ease import EASEConfig as EASEConfig, train_ease as train_ease
 from recsys.metrics.protocols import (
     ProtocolError,
     evaluate_cold_items,
