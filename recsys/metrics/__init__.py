@@ -1,7 +1,7 @@
 """Offline metrics: full-ranking top-K metrics, click-prediction metrics, and the evaluation protocols."""
 
 from recsys.metrics.classification import auc, expected_calibration_error, log_loss
-from recsys.metrics.ease import EASEConfig as EASEConfig, train_ease as train_ease
+from recsys.metrics.ease import EASEConfig, train_ease
 from recsys.metrics.protocols import (
     ProtocolError,
     evaluate_cold_items,
@@ -12,6 +12,7 @@ from recsys.metrics.protocols import (
 from recsys.metrics.ranking import full_ranking, rank_chunk
 
 __all__ = [
+    "EASEConfig",
     "ProtocolError",
     "auc",
     "evaluate_cold_items",
@@ -22,4 +23,5 @@ __all__ = [
     "log_loss",
     "popularity_scorer",
     "rank_chunk",
+    "train_ease",
 ]
