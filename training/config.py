@@ -67,6 +67,8 @@ class TrainConfig:
     """Top BERT layers fine-tuned (0 = frozen BERT; lower layers are cached once per catalog)."""
     max_text_len: int = 32
     """Item-text tokens the item tower reads."""
+    text_tower: bool = True
+    """Item vectors read the item text (False: ID vectors only, an ablation that cannot score cold items)."""
     id_embeddings: bool = True
     """Hybrid item tower: learned ID vectors for items seen in training (cold items use text only)."""
     id_dropout: float = 0.2
@@ -185,7 +187,7 @@ class TrainConfig:
         """The model architecture this run trains."""
         return TwoTowerConfig(
             base=self.base, dim=self.dim, max_text_len=self.max_text_len, train_layers=self.train_layers,
-            id_embeddings=self.id_embeddings, id_dropout=self.id_dropout, history_len=self.history_len,
+            text_tower=self.text_tower, id_embeddings=self.id_embeddings, id_dropout=self.id_dropout, history_len=self.history_len,
             user_layers=self.user_layers, user_heads=4 if self.dim % 4 == 0 else 1, dropout=self.dropout,
             temperature=self.temperature,
         )
@@ -209,8 +211,8 @@ class TrainConfig:
 RUN_SETTINGS = ("epochs", "max_steps", "lr", "bert_lr", "batch_size", "workers", "gpu", "cpus_per_worker",
                 "storage_path", "seed", "timeout_s", "log_every")
 """RetrainConfig fields that set the new run; every other training setting is the parent run's."""
-ARCHITECTURE = ("dim", "max_text_len", "train_layers", "id_embeddings", "id_dropout", "history_len", "user_layers",
-                "dropout", "temperature")
+ARCHITECTURE = ("dim", "max_text_len", "train_layers", "text_tower", "id_embeddings", "id_dropout", "history_len",
+                "user_layers", "dropout", "temperature")
 """TrainConfig fields that must equal the parent model's TwoTowerConfig for its weights to load."""
 NOT_INHERITED = ("data", "out", "base", "name", "threads", "inject_failure_epoch", "extra", "impressions", "catalog",
                  "init_from", "ipw", "ipw_clip")

@@ -23,6 +23,8 @@ class TwoTowerConfig:
     """Tokens of item text the item tower reads (longer texts are truncated)."""
     train_layers: int = 1
     """Top BERT layers that are fine-tuned (0 = frozen BERT); the lower ones are cached per catalog."""
+    text_tower: bool = True
+    """Item vectors read the item text; False leaves only the ID vectors (an ablation: cold items get none)."""
     id_embeddings: bool = True
     """Hybrid item tower: add a learned item-ID vector for items seen in training (none for cold items)."""
     id_dropout: float = 0.2
@@ -48,6 +50,11 @@ class TwoTowerConfig:
                 raise ModelConfigError(f"TwoTowerConfig.{name}={value}: must be >= 1")
         if self.train_layers < 0:
             raise ModelConfigError(f"TwoTowerConfig.train_layers={self.train_layers}: must be >= 0 (0 = frozen BERT)")
+        if not self.text_tower and (not self.id_embeddings or self.train_layers):
+            raise ModelConfigError(
+                f"TwoTowerConfig.text_tower=False with id_embeddings={self.id_embeddings}, train_layers="
+                f"{self.train_layers}: an item tower without text needs id_embeddings=True and train_layers=0"
+            )
         if self.dim % self.user_heads:
             raise ModelConfigError(
                 f"TwoTowerConfig.user_heads={self.user_heads}: must divide dim={self.dim}; pick e.g. user_heads=4"

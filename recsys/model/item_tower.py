@@ -41,7 +41,8 @@ class ItemTower(nn.Module):
         self._trained = tuple(encoder.encoder.layer[self.split :])
         for module in self._frozen:
             module.requires_grad_(False)
-        self.proj = nn.Linear(encoder.config.hidden_size, config.dim)
+        self.proj = nn.Linear(encoder.config.hidden_size, config.dim) if config.text_tower else None
+        self.dim = config.dim
         self.ids = nn.Embedding(n_ids + 1, config.dim, padding_idx=0) if config.id_embeddings else None
         if self.ids is not None:
             nn.init.normal_(self.ids.weight, std=0.02)
@@ -87,7 +88,10 @@ class ItemTower(nn.Module):
         return mean_pool(states, mask)
 
     def text_vectors(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Projection of pooled text into the score space, before the ID part and normalisation."""
+        """Projection of pooled text into the score space, before the ID part and normalisation
+        (zeros when the tower reads no text)."""
+        if self.proj is None:
+            return pooled.new_zeros(len(pooled), self.dim)
         return self.proj(pooled)
 
     def vectors(self, pooled: torch.Tensor, id_rows: torch.Tensor | None = None) -> torch.Tensor:
