@@ -1,10 +1,10 @@
 """One training step's inputs and loss: histories from the cached catalog, BERT only over the batch's
-unique candidate items, sampled softmax with logQ correction plus click/no-click BCE.
+unique candidate items (and search queries), sampled softmax with logQ correction plus click/no-click BCE.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,12 +29,18 @@ class TextCache:
     """(n, hidden) pooled text features of the current model; refreshed once per epoch for histories."""
     id_rows: torch.Tensor
     """(n,) ID-vector row of each catalog item (0 = none)."""
+    query_states: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    """(Q, T, hidden) search query texts after the frozen layers (or (Q, hidden) pooled), by query_row."""
+    query_mask: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.bool))
+    """(Q, T) valid query tokens."""
 
     @classmethod
     def build(cls, core: TwoTower, data: RunData, batch_size: int = 256) -> TextCache:
-        """Run the frozen encoder over the whole catalog once."""
+        """Run the frozen encoder over the whole catalog (and the search queries) once."""
         states, mask = core.frozen_text_states(data.texts, batch_size)
         cache = cls(states, mask, states if states.dim() == 2 else torch.empty(0), core.id_rows(data.item_ids).to(states.device))
+        if data.query_texts:
+            cache.query_states, cache.query_mask = core.frozen_text_states(data.query_texts, batch_size)
         cache.refresh(core)
         return cache
 
@@ -84,6 +90,8 @@ class Batch:
     """(B,) BCE weight of each example (inverse propensity for a logged non-click, else 1)."""
     exclude: torch.Tensor
     """(B, U) True where a candidate may not be a negative for that row (in its history, or not a positive item)."""
+    query_rows: torch.Tensor | None = None
+    """(B,) each example's search query (a row of ``TextCache.query_states``; -1 = none), or None: no query in the batch."""
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
@@ -111,18 +119,22 @@ def make_batch(frame: pd.DataFrame, data: RunData, cfg: TrainConfig, rng: np.ran
     def t(a, dtype=torch.long):
         return torch.as_tensor(a, dtype=dtype, device=device)
 
+    query_rows = frame["query_row"].to_numpy(np.int64) if "query_row" in frame else None
     return Batch(t(hist_rows), t(hist_items), t(hist_slots.reshape(hist_rows.shape)), t(hist_events),
-                 t(hist_mask, torch.bool), t(candidates), t(column), t(label), t(weight, torch.float32), t(exclude, torch.bool))
+                 t(hist_mask, torch.bool), t(candidates), t(column), t(label), t(weight, torch.float32), t(exclude, torch.bool),
+                 t(query_rows) if query_rows is not None and (query_rows >= 0).any() else None)
 
 
 def batch_loss(model, core: TwoTower, batch: Batch, cache: TextCache, data: RunData, cfg: TrainConfig,
                autocast, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
     """Sampled softmax (logQ-corrected, in-batch negatives) + ``bce_weight`` x click BCE."""
     with autocast:
+        query_vecs, query_mask = _query_tokens(core, batch, cache)
         users, items, history_items = model(
             cache.pooled[batch.hist_items], cache.id_rows[batch.hist_items], batch.hist_slots, batch.hist_events,
             batch.hist_mask,
             cache.states[batch.candidates], cache.mask[batch.candidates], cache.id_rows[batch.candidates],
+            query_vecs, query_mask,
         )
     logits = core.scores(users.float(), items.float())
     positive = batch.label == 1
@@ -138,6 +150,19 @@ def batch_loss(model, core: TwoTower, batch: Batch, cache: TextCache, data: RunD
         parts["bce"] = cfg.bce_weight * _bce(logits, core.bce_bias, batch, cfg, generator)
     loss = sum(parts.values()) if parts else logits.sum() * 0.0
     return loss, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def _query_tokens(core: TwoTower, batch: Batch, cache: TextCache) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The batch's query tokens (B, d) and which rows have one (B,), through the text path serving runs
+    for a request's query (``TwoTower.query_vectors``, live: the fine-tuned layers and the projection learn)."""
+    if batch.query_rows is None:
+        return None, None
+    has = batch.query_rows >= 0
+    rows, inverse = torch.unique(batch.query_rows[has], return_inverse=True)
+    vecs = core.query_vectors(cache.query_states[rows], cache.query_mask[rows])
+    tokens = torch.zeros(len(batch), vecs.shape[1], dtype=vecs.dtype, device=vecs.device)
+    tokens[has] = vecs[inverse]
+    return tokens, has
 
 
 def _catalog_softmax(core: TwoTower, users, items, catalog, batch: Batch, positive) -> torch.Tensor:

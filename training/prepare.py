@@ -12,7 +12,9 @@ logged (``--impressions``: the served log, ``--catalog``: products added through
   positive and 0 for an impression negative (a view or a logged impression without a click),
   ``weight`` the example's BCE weight (inverse propensity for logged non-clicks, else 1);
 - ``valid.parquet`` / ``test.parquet``: held-out positives; ``prepared.json``: fingerprint, counts
-  and lineage (parent model, impression log, added products) for serendip.json.
+  and lineage (parent model, impression log, added products) for serendip.json;
+- with a search log (``queries`` table), ``queries.parquet``: the query texts, which the examples'
+  ``query_row`` column names (see :mod:`training.queries`).
 
 A run is its name plus its inputs: a rerun with the same inputs resumes, and a run that already
 trained on other inputs (data fingerprint, parent model, split settings) is refused
@@ -38,6 +40,7 @@ from recsys.data.served_log import read_served_log
 from recsys.model.history import sort_for_history
 from recsys.model.manifest import fingerprint_files, read_manifest
 from training.config import TrainConfig
+from training.queries import NO_QUERY, QUERIES_FILE, query_examples, read_searches
 from training.served import (
     catalog_files,
     logged_negatives,
@@ -123,6 +126,8 @@ class Inputs:
     """SHA-256 over the shop's, the log's and the catalog's files."""
     lineage: dict
     """Parent model, impression log and added items, for serendip.json (empty for a plain run)."""
+    searches: pd.DataFrame | None = None
+    """The shop's search log (queries table: a row per click after a search), or None."""
 
 
 def _digest(*parts: str) -> str:
@@ -177,9 +182,13 @@ def load_inputs(cfg: TrainConfig) -> Inputs:
     if impressions is not None:
         _check_known_items(impressions, items, cfg.impressions or cfg.data)
         events = pd.concat([events, served_positives(impressions, cfg.positive_events)], ignore_index=True)
+    searches_path = find_table(cfg.data, "queries", required=False)
+    searches = read_searches(searches_path, items)
+    if searches_path is not None:
+        fingerprint = _digest(fingerprint, fingerprint_files([searches_path]))
     if served_files:
         fingerprint = _digest(fingerprint, fingerprint_files(served_files))
-    return Inputs(items, events, impressions, fingerprint, lineage)
+    return Inputs(items, events, impressions, fingerprint, lineage, searches)
 
 
 def positive_interactions(events: pd.DataFrame, positive_events: tuple[str, ...]) -> pd.DataFrame:
@@ -292,15 +301,23 @@ def prepare(cfg: TrainConfig) -> Prepared:
     negatives = negatives.assign(pos=np.int64(-1), label=np.int8(0))
     examples = pd.concat([pos[["user_id", "item_id", "pos", "label", "weight"]],
                           negatives[["user_id", "item_id", "pos", "label", "weight"]]], ignore_index=True)
+    searches = None
+    if inputs.searches is not None:
+        held_out = pd.concat([split.valid, split.test])[["user_id", "item_id"]]
+        texts, searches = query_examples(inputs.searches, held_out, history["item_id"].unique())
+        examples = pd.concat([examples.assign(query_row=np.int64(NO_QUERY)), searches], ignore_index=True)
     examples["weight"] = examples["weight"].astype(np.float32)
     fs.create_dir(root, recursive=True)
+    if searches is not None:
+        _write(fs, root, QUERIES_FILE, texts)
     _write(fs, root, "items.parquet", items)
     _write(fs, root, "history.parquet", history)
     _write(fs, root, "examples.parquet", examples)
     _write(fs, root, "valid.parquet", split.valid[EVENT_COLUMNS])
     _write(fs, root, "test.parquet", split.test[EVENT_COLUMNS])
     counts = {"items": len(items), "train": len(history), "valid": len(split.valid), "test": len(split.test),
-              "negatives": len(negatives), "users": int(history["user_id"].nunique())}
+              "negatives": len(negatives), "users": int(history["user_id"].nunique()),
+              **({"search_clicks": len(searches), "queries": len(texts)} if searches is not None else {})}
     with fs.open_output_stream(marker) as f:
         f.write(json.dumps({**settings, "counts": counts, "lineage": inputs.lineage}, indent=2).encode())
     return Prepared(uri, fingerprint, counts, inputs.lineage)

@@ -6,7 +6,7 @@ ranks; only the training examples are sharded (by Ray Data).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ import torch
 from recsys.model.history import HistoryIndex
 from recsys.model.losses import log_popularity
 from recsys.text import render_items
+from training.queries import QUERIES_FILE
 
 
 @dataclass
@@ -34,6 +35,8 @@ class RunData:
     """Validation positives (user_id, item_id, ...)."""
     log_q: torch.Tensor
     """(n,) log share of each item among training positives: the logQ correction."""
+    query_texts: list[str] = field(default_factory=list)
+    """Search query texts by ``query_row`` (empty without a search log; :mod:`training.queries`)."""
 
     @classmethod
     def load(cls, prepared_uri: str) -> RunData:
@@ -45,8 +48,12 @@ class RunData:
         item_ids = items["item_id"].to_numpy(np.int64)
         rows = cls.rows_of(item_ids, history["item_id"].to_numpy(np.int64))
         counts = np.bincount(rows, minlength=len(item_ids))
+        try:
+            queries = pq.read_table(f"{root}/{QUERIES_FILE}").to_pandas()["query"].tolist()
+        except FileNotFoundError:  # a shop without a search log
+            queries = []
         return cls(items, item_ids, render_items(items), HistoryIndex.build(history, rows), valid,
-                   log_popularity(torch.as_tensor(counts)))
+                   log_popularity(torch.as_tensor(counts)), queries)
 
     @staticmethod
     def rows_of(item_ids: np.ndarray, query: np.ndarray) -> np.ndarray:

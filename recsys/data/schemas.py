@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "purchase")
+EVENT_REWARDS: dict[str, float] = {"view": 0.0, "click": 1.0, "cart": 1.0, "purchase": 1.0}
+"""The one table of event names, weakest to strongest signal, and the reward each earns as feedback
+(a click is the unit of success). Every list of event names derives from it."""
+
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_REWARDS)
 """Allowed values of ``events.event``, weakest to strongest signal."""
+
+POSITIVE_EVENTS: tuple[str, ...] = tuple(name for name, reward in EVENT_REWARDS.items() if reward > 0)
+"""The events that reward a recommendation (click, cart, purchase): training's positives by default."""
 
 TS = pa.timestamp("ms", tz="UTC")
 
@@ -70,4 +77,16 @@ table: every candidate the policy ranked, with the model's score and calibrated 
 version and the user vector, so any policy (the linear ones with the model's item vectors) can be
 replayed on the log."""
 
-SCHEMAS: dict[str, pa.Schema] = {"items": ITEMS, "events": EVENTS, "impressions": IMPRESSIONS}
+QUERIES = pa.schema(
+    [
+        pa.field("user_id", pa.int64(), nullable=False),
+        pa.field("ts", TS, nullable=False),
+        pa.field("query", pa.string(), nullable=False),
+        pa.field("item_id", pa.int64(), nullable=False),
+    ],
+    metadata={"serendip.table": "queries", "serendip.schema_version": "1"},
+)
+"""An optional search log beside the events: one row per product clicked after a search, with the
+search's free text, so training can teach the user tower what /recommend's ``query`` means."""
+
+SCHEMAS: dict[str, pa.Schema] = {"items": ITEMS, "events": EVENTS, "impressions": IMPRESSIONS, "queries": QUERIES}

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from recsys.data.schemas import EVENT_TYPES, SCHEMAS, TS
 
-ROW_NOUN = {"items": "item", "events": "event", "impressions": "impression"}
+ROW_NOUN = {"items": "item", "events": "event", "impressions": "impression", "queries": "search click"}
 """What one row of each table is, for messages ("every event row needs a user_id")."""
 
 

@@ -111,9 +111,13 @@ class TwoTower(nn.Module):
         if not len(texts):
             return np.zeros((0, self.config.dim), np.float32)
         states, mask = self.frozen_text_states(list(texts))
+        return self.query_vectors(states, mask).float().cpu().numpy()
+
+    def query_vectors(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Query tokens (n, d) from the frozen states of query texts: the item tower's text path, no ID
+        vector, normalised like items. Serving (``embed_queries``) and training both run this."""
         vecs = self.item_tower.text_vectors(self.item_tower.pooled(states, mask))
-        vecs = nn.functional.normalize(vecs, dim=-1) if self.config.normalize else vecs
-        return vecs.float().cpu().numpy()
+        return nn.functional.normalize(vecs, dim=-1) if self.config.normalize else vecs
 
     def item_table(self, items_df: pd.DataFrame, batch_size: int = 64) -> ItemTable:
         """The catalog's :class:`ItemTable` under this model."""
@@ -126,9 +130,10 @@ class TwoTower(nn.Module):
         history_events: torch.Tensor,
         mask: torch.Tensor,
         query_vecs: torch.Tensor | None = None,
+        query_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """User vectors (B, d) from cached history item vectors (B, L, d), events (B, L), mask (B, L)."""
-        return self.user_tower(history_vecs, history_events, mask, query_vecs)
+        return self.user_tower(history_vecs, history_events, mask, query_vecs, query_mask)
 
     def forward(
         self,
@@ -141,6 +146,7 @@ class TwoTower(nn.Module):
         item_mask: torch.Tensor,
         item_id_rows: torch.Tensor,
         query_vecs: torch.Tensor | None = None,
+        query_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass: (user vectors (B, d), candidate item vectors (U, d), history item vectors (H, d)).
 
@@ -148,9 +154,10 @@ class TwoTower(nn.Module):
         items, refreshed once per epoch, and ``history_slots`` (B, L) indexing into them; so BERT runs
         only over the U candidates (their frozen states (U, T, hidden)). The projection and the ID
         vectors of history items are live: they learn every step, computed once per distinct item.
+        ``query_vecs`` (B, d) (from :meth:`query_vectors`) join the rows ``query_mask`` (B,) marks.
         """
         history_items = self.item_tower.vectors(history_pooled, history_id_rows)
-        users = self.user_tower(history_items[history_slots], history_events, history_mask, query_vecs)
+        users = self.user_tower(history_items[history_slots], history_events, history_mask, query_vecs, query_mask)
         items = self.item_tower.vectors(self.item_tower.pooled(item_states, item_mask), item_id_rows)
         return users, items, history_items
 

@@ -47,8 +47,14 @@ class UserTower(nn.Module):
         history_events: torch.Tensor,
         mask: torch.Tensor,
         query_vecs: torch.Tensor | None = None,
+        query_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """User vectors (B, d) from history (B, L, d), events (B, L) long, mask (B, L) True=valid."""
+        """User vectors (B, d) from history (B, L, d), events (B, L) long, mask (B, L) True=valid.
+
+        ``query_vecs`` (B, d) join as one more token; ``query_mask`` (B,) True marks the rows that have
+        a query (None: every row), so a training batch mixes searches and plain recommendations. A
+        masked query token is exactly an absent one: no attention reads it and the mean leaves it out.
+        """
         batch, length = history_events.shape
         if length > self.history_len:
             history_vecs = history_vecs[:, : self.history_len]
@@ -63,7 +69,8 @@ class UserTower(nn.Module):
         if query_vecs is not None:
             query_type = torch.full((batch,), self.query_type, device=history_events.device)
             parts.append((query_vecs + self.types(query_type)).unsqueeze(1))
-            valid.append(torch.ones(batch, 1, dtype=torch.bool, device=mask.device))
+            has_query = torch.ones(batch, dtype=torch.bool, device=mask.device) if query_mask is None else query_mask
+            valid.append(has_query.bool().view(batch, 1))
         hidden = self.encoder(torch.cat(parts, 1), src_key_padding_mask=~torch.cat(valid, 1))
         # The mean of the history (and query) vectors is a residual path: an item-to-item baseline
         # from the first step, which the attention layers then refine.

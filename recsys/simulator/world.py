@@ -290,6 +290,15 @@ class World:
 
         return log_history(self)
 
+    def search_log(self, searches: int, seed: int | None = None) -> pd.DataFrame:
+        """``searches`` logged searches and the clicks that followed (queries schema); see ``recsys.simulator.searches``.
+
+        Run it after :meth:`generate_events` (tastes drift as the log goes on); it leaves the world as it is.
+        """
+        from recsys.simulator.searches import search_log
+
+        return search_log(self, searches, seed)
+
     # ---- checks --------------------------------------------------------------------------------
     def check_users(self, user_ids: np.ndarray) -> np.ndarray:
         """user_ids as an int64 (B,) array, or a ValueError naming the problem."""
