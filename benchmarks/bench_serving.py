@@ -47,8 +47,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-FAST_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
-"""What the fast mode sets before ``ray.init`` (the default mode removes both)."""
 RATES = (25.0, 50.0, 100.0)
 """Offered open-loop rates (requests per second)."""
 
@@ -293,21 +291,18 @@ def sweep(name: str, url: str, bodies: Path, levels: list[int], max_requests: in
     return results
 
 
-def mode_env(mode: str, work: Path) -> dict[str, str]:
-    """The child's environment: both fast-path switches set (fast) or removed (default), before its ray.init.
+def mode_env(mode: str) -> dict[str, str]:
+    """The child's environment: the mode's switches set or removed before its ray.init, HAProxy's files and
+    stats/metrics ports private to the run (``serving.ingress_mode``, as ``serendip serve`` does)."""
+    from serving import ingress_mode
 
-    HAProxy's config, socket and state files default to /tmp/haproxy-serve and its stats and metrics
-    listeners to ports 8404 and 9101: shared by every Serve on the machine, so the run gets its own.
-    """
-    env = {k: v for k, v in os.environ.items() if k not in FAST_ENV}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_HAPROXY_")}
     env.update(RAY_AUTH_MODE=env.get("RAY_AUTH_MODE", "disabled"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    if mode == "fast":  # HAProxy's admin socket path must stay under 97 bytes, with a 57-byte subfolder of Ray's
-        haproxy = Path(tempfile.mkdtemp(prefix="hx", dir="/tmp"))
-        env.update(FAST_ENV, RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(haproxy / "haproxy.cfg"),
-                   RAY_SERVE_HAPROXY_SOCKET_PATH=str(haproxy / "admin.sock"),
-                   RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(haproxy),
-                   RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(haproxy / "server-state"),
-                   RAY_SERVE_HAPROXY_STATS_PORT=str(free_port()), RAY_SERVE_HAPROXY_METRICS_PORT=str(free_port()))
+    for name, value in ingress_mode.ingress_env(mode, env).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -316,7 +311,7 @@ def spawn_mode(spec: dict, timeout_s: float) -> dict:
     work = Path(spec["work"])
     spec_path = work / f"mode-{spec['mode']}.json"
     spec_path.write_text(json.dumps(spec))
-    proc = subprocess.Popen([sys.executable, __file__, "mode", str(spec_path)], env=mode_env(spec["mode"], work),
+    proc = subprocess.Popen([sys.executable, __file__, "mode", str(spec_path)], env=mode_env(spec["mode"]),
                             stdout=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stdout:

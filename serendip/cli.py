@@ -41,13 +41,15 @@ def serve(config) -> int:
     Here and not in ``serving``, which may not import ``training`` (DESIGN.md); ``RAY_ADDRESS`` joins a
     cluster instead.
     """
+    from serving import ingress_mode
     from serving.app import serve_main
     from serving.config import check_exposure
     from training.local_ray import init_ray
 
     config.check_paths()  # refused before Ray starts, not after
     check_exposure(config, dict(os.environ))
-    init_ray(state_dir=config.state_dir, log_to_driver=False, _metrics_export_port=config.metrics_port)
+    with ingress_mode.starting_ray(config.ingress_mode):  # a joined cluster keeps its own mode
+        init_ray(state_dir=config.state_dir, log_to_driver=False, _metrics_export_port=config.metrics_port)
     return serve_main(config)
 
 

@@ -34,6 +34,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -133,6 +134,8 @@ class DemoConfig:
     """Ray Train workers."""
     seed: int = 0
     """Seed of the shop, the training, the sweep and the shoppers."""
+    ingress_mode: Literal["fast", "default"] = "fast"
+    """How HTTP reaches the app (``serving.ingress_mode``): HAProxy straight to the replicas, or Serve's Python proxy."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -288,6 +291,7 @@ def start_serving(cfg: DemoConfig, run: Path, shop: Path, model: Path, picked) -
     port = free_port(cfg.port)
     # A log part at least every half reward window: generation 0's log is complete 1.5 windows after its last slate.
     serve_main(ServeConfig(model=model, data=shop, arms=ab_arms(picked), port=port, state_dir=run / "serve-state",
+                           ingress_mode=cfg.ingress_mode,
                            retrieve_n=cfg.budget.candidates, reward_window_s=REWARD_WINDOW_S,
                            log_interval_s=REWARD_WINDOW_S / 2, seed=cfg.seed, blocking=False))
     return port
@@ -419,6 +423,7 @@ def demo(cfg: DemoConfig) -> int:
     from ray import serve
 
     from serendip.report import DemoOutcome, write_report
+    from serving import ingress_mode
     from tuning import ray_cluster
 
     run = (cfg.out / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
@@ -431,7 +436,8 @@ def demo(cfg: DemoConfig) -> int:
     with progress.phase("simulate"):
         shop = make_shop(cfg, run)
     with progress.phase("ray start"):
-        ray_cluster.connect()
+        with ingress_mode.starting_ray(cfg.ingress_mode):  # Serve reads its switches when Ray's processes start
+            ray_cluster.connect()
     try:
         progress.step(2, f"fine-tuning {cfg.base or 'MiniLM-L6'} with Ray Train ({cfg.workers} workers): model 0")
         with progress.phase("train"):

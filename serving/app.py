@@ -13,6 +13,7 @@ only the latter, so Serve reconfigures the scorers in place and restarts nothing
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -22,17 +23,20 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
+from serving import ingress_mode
 from serving.bandit import Bandit
 from serving.config import LIVE_FIELDS, ServeConfig, check_exposure, single_bandit_message
 from serving.ingress import Ingress
 from serving.scorer import Scorer
+
+log = logging.getLogger("ray.serve")
 
 
 def scorer_options(cfg: ServeConfig) -> dict[str, Any]:
     """Replicas (or autoscaling) and the in-flight limit, which must admit a full ``@serve.batch``."""
     options: dict[str, Any] = {
         "ray_actor_options": {"num_cpus": cfg.scorer_num_cpus},
-        # RAY_NOTES: max_ongoing_requests caps @serve.batch; leave room for a second batch to queue.
+        # Serve caps a @serve.batch at max_ongoing_requests: leave room for a second batch to queue.
         "max_ongoing_requests": 2 * cfg.max_batch_size,
     }
     if cfg.scorer_max_replicas > cfg.scorer_replicas:
@@ -83,8 +87,16 @@ def check_single_bandit(app: dict[str, Any]) -> None:
 
 
 def build_app(args: dict[str, Any]) -> Application:
-    """Serve's application builder: ``import_path: serving.app:build_app`` with ``args`` = ServeConfig fields."""
-    return graph(ServeConfig.from_args(args))
+    """Serve's application builder: ``import_path: serving.app:build_app`` with ``args`` = ServeConfig fields.
+
+    It runs in a process of the cluster, whose environment tells the ingress mode the cluster's Serve runs.
+    """
+    cfg = ServeConfig.from_args(args)
+    if (running := ingress_mode.running_mode()) != cfg.ingress_mode:
+        log.warning("ingress_mode=%s asked, but this cluster's Serve runs the %s ingress: set %s in every "
+                    "node's environment before Ray starts (or ingress_mode: %s)", cfg.ingress_mode, running,
+                    " ".join(f"{k}=1" for k in ingress_mode.SWITCHES), running)
+    return graph(cfg)
 
 
 def app_config(cfg: ServeConfig, runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -237,8 +249,14 @@ def serve_main(cfg: ServeConfig) -> int:
     if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=False)  # joins RAY_ADDRESS; local-only options would be refused there
     elif not ray.is_initialized():
-        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
-                 _metrics_export_port=cfg.metrics_port)
+        with ingress_mode.starting_ray(cfg.ingress_mode):
+            ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
+                     _metrics_export_port=cfg.metrics_port)
+    running = ray.get(ray.remote(num_cpus=0)(ingress_mode.running_mode).remote())
+    if running != cfg.ingress_mode:
+        print(f"serendip serve: ingress_mode={cfg.ingress_mode} asked, but this Ray's processes run Serve's "
+              f"{running} ingress (its environment was set before Ray started; see serving/ingress_mode.py)",
+              flush=True)
     serve.start(http_options={"host": cfg.host, "port": cfg.port, "request_timeout_s": cfg.request_timeout_s})
     # Declarative, like `serve deploy`: a later `serve deploy` with new arms reconfigures live.
     deploy(cfg)

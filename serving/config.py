@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 EVENT_REWARDS: dict[str, float] = {"view": 0.0, "click": 1.0, "cart": 1.0, "purchase": 1.0}
 """Default reward of each feedback event; a click is the unit of success."""
@@ -108,6 +108,10 @@ class ServeConfig:
     """HTTP bind address; loopback unless told otherwise."""
     port: int = 8000
     """HTTP port."""
+    ingress_mode: Literal["fast", "default"] = "fast"
+    """How HTTP reaches the app (``serving.ingress_mode``): ``fast`` = HAProxy in front, straight to the ingress
+    replicas, user code on their main event loop; ``default`` = Serve's Python proxy. Set in the environment before
+    ``serendip serve`` starts its local Ray; on a cluster the nodes' environment decides."""
     metrics_port: int | None = None
     """Prometheus port of the embedded Ray (``/metrics``); None = Ray picks one (``serendip serve`` only)."""
     state_dir: Path = Path("runs/serve-state")
@@ -198,6 +202,8 @@ class ServeConfig:
         for name in ("batch_wait_s", "wal_group_wait_s"):
             if not 0 <= float(getattr(self, name)) <= 1:
                 raise ServeConfigError(f"ServeConfig.{name}={getattr(self, name)} must be in [0, 1] seconds")
+        if self.ingress_mode not in ("fast", "default"):
+            raise ServeConfigError(f"ServeConfig.ingress_mode={self.ingress_mode!r} must be 'fast' or 'default'")
         if self.bandit_replicas != 1:
             raise ServeConfigError(single_bandit_message(f"ServeConfig.bandit_replicas={self.bandit_replicas}"))
         if self.port > 65535:

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from serving import ingress_mode
 from serving.api import (
     FeedbackRequest,
     FeedbackResponse,
@@ -278,6 +279,7 @@ class Ingress:
         except Exception as err:
             raise http_error("stats", err) from None
         stats["stages_ms"] = {"ingress": self.metrics.stage_summary(), "scorer": scorer, "bandit": stats["stages_ms"]}
+        stats["ingress_mode"] = ingress_mode.running_mode()  # what this replica's process runs under
         return stats
 
     @api.get("/experiments")

@@ -7,6 +7,8 @@ lose what came before them.
 
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 
 import httpx
@@ -16,6 +18,7 @@ import pytest
 
 from recsys.data import write_table
 from recsys.model import Calibrator, TwoTower, TwoTowerConfig, build_tiny_base
+from serving import ingress_mode
 from serving.app import deploy
 from serving.config import ServeConfig
 
@@ -100,6 +103,47 @@ def test_recommend_then_feedback_shows_in_stats(served):
     stages = after["stages_ms"]  # what each stage costs
     assert {"user_tower", "retrieval"} <= set(stages["scorer"]) and {"recommend", "feedback"} <= set(stages["ingress"])
     assert {"bandit_select", "wal_append", "wal_commit"} <= set(stages["bandit"])
+
+
+def listening_sockets() -> list[tuple[str, int, str]]:
+    """(address, port, process) of every TCP listener of this process tree, from ``ss -ltnpH``."""
+    import psutil  # Ray's vendored copy (ray/thirdparty_files, on sys.path once ray is imported)
+
+    ours = {}
+    for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            ours[proc.pid] = proc.name()  # the full title; ss shows the kernel's 15-character one
+        except psutil.NoSuchProcess:
+            continue
+    found = set()
+    for line in subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines():
+        address, port = line.split()[3].rsplit(":", 1)
+        for pid in re.findall(r"pid=(\d+)", line):
+            if int(pid) in ours:
+                found.add((address.strip("[]"), int(port), ours[int(pid)]))
+    return sorted(found)
+
+
+def test_fast_mode_keeps_the_api_on_loopback_and_lists_every_listener(served, serve_port, ingress_changes):
+    """Serve runs in the fast mode (HAProxy, direct ingress): the API's ports are loopback-only; the only
+    listeners HAProxy adds beyond loopback are its read-only stats page and Prometheus metrics."""
+    _, client, _, _ = served
+    assert client.get("/stats").json()["ingress_mode"] == "fast"
+    listeners = listening_sockets()
+    print("\n".join(f"{address:>15} {port:>5} {name}" for address, port, name in listeners))
+    frontend = [(a, name) for a, p, name in listeners if p == serve_port]
+    assert frontend == [("127.0.0.1", "haproxy")], frontend
+    stats_port, metrics_port = (int(ingress_changes[k]) for k in (ingress_mode.STATS_PORT, ingress_mode.METRICS_PORT))
+    haproxy_wide = {p for a, p, name in listeners if name == "haproxy" and a not in ("127.0.0.1", "::1")}
+    assert haproxy_wide == {stats_port, metrics_port}, "Ray 2.60 binds these two *:PORT; if that changed, update the README"
+    stats_page = httpx.get(f"http://127.0.0.1:{stats_port}/stats", timeout=10)
+    assert stats_page.status_code == 200 and "Statistics Report" in stats_page.text
+    assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text.startswith("# HELP")
+    # Each ingress replica's direct-ingress HTTP port: on the app's host, serving the API itself.
+    direct = [(a, p) for a, p, name in listeners if name.startswith("ray::ServeReplica") and 30000 <= p < 31000]
+    assert direct and all(a == "127.0.0.1" for a, _ in direct), direct
+    for _, port in direct:
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json() == {"status": "ok"}
 
 
 def linear_arm(client) -> dict:
