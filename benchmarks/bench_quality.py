@@ -1,5 +1,5 @@
-"""Quality benchmarks: `--task ranking` (issue 3: NDCG/Recall vs popularity and BPR) or
-`--task bandit` (issue 4: regret vs greedy and MABWiser). Each prints one JSON object last."""
+"""Quality benchmarks: `--task ranking` (NDCG/Recall vs popularity, EASE and BPR, and the ablation of the
+item tower) or `--task bandit` (regret vs greedy and MABWiser). Each prints one JSON object last."""
 
 from __future__ import annotations
 
