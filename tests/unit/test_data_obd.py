@@ -25,7 +25,7 @@ def test_impressions_match_the_readme(logs, policy, clicks):
     log = logs[policy]
     imp = log.impressions
     assert list(imp.columns) == SCHEMAS["impressions"].names
-    assert len(imp) == 10_000 and imp["reward"].sum() == clicks  # README: 38 and 42 clicks
+    assert len(imp) == 10_000 and imp["reward"].sum() == clicks  # docs/limits.md: 38 and 42 clicks
     assert (log.n_items, log.n_positions) == (80, 3)
     assert sorted(imp["position"].unique()) == [0, 1, 2]
     assert imp["impression_id"][:2].tolist() == [f"{policy}-0", f"{policy}-1"]
@@ -36,7 +36,7 @@ def test_impressions_match_the_readme(logs, policy, clicks):
 def test_propensities_are_the_logging_policies(logs):
     assert np.allclose(logs["random"].impressions["propensity"], 1 / 80)  # uniform over 80 items
     bts = logs["bts"].impressions["propensity"]
-    assert bts.min() < 1e-4 and bts.max() <= 1.0  # README: BTS goes down to ~5e-5
+    assert bts.min() < 1e-4 and bts.max() <= 1.0  # docs/limits.md: BTS goes down to ~5e-5
 
 
 def test_context_arrays_line_up_with_rows_and_items(logs):

@@ -271,3 +271,22 @@ def test_every_test_the_reliability_page_names_exists():
     assert names and not [n for n in sorted(names) if not re.search(rf"def {n}\(", sources)]
     for path in re.findall(r"`(tests/[\w/]+\.py)`", page):
         assert (ROOT / path).is_file(), path
+
+
+def test_every_json_example_is_a_request_or_answer_of_the_api():
+    from pydantic import ValidationError
+
+    from serving import api
+
+    shapes = [api.RecommendRequest, api.RecommendResponse, api.FeedbackRequest, api.FeedbackResponse,
+              api.ItemsRequest, api.ItemsResponse]
+    examples = re.findall(r"^```json\n(.*?)^```", README.read_text(encoding="utf-8"), re.M | re.S)
+    assert examples
+    for example in examples:
+        fits = []
+        for shape in shapes:
+            try:
+                fits.append(shape.model_validate_json(example))
+            except ValidationError:
+                pass
+        assert fits, f"README example fits no request or answer of serving/api.py:\n{example}"
