@@ -45,7 +45,7 @@ RUN_BY: dict[str, str] = {
     "serendip serve --model models/shop --data data/shop --arms control=greedy explore=lints:scale=0.5":
         DEMO_TEST,  # the demo serves its A/B arms through serve_main, as `serendip serve --arms` does
     "serendip evaluate --log runs/serve-state/impressions --model models/shop --policy greedy linucb thompson "
-    "--arm control=greedy explore=lints:scale=0.5": DEMO_TEST,  # run as written on the demo's served log
+    "--arm control=greedy explore=lints:scale=0.5": DEMO_TEST,  # the same command on the demo's log, its arms named
     "serendip tune exploration --log runs/serve-state/impressions --model models/shop --out runs/ope-sweep "
     "--offline.arm control=greedy explore=lints:scale=0.5": DEMO_TEST,  # likewise
     "serendip retrain --model models/shop --logs runs/serve-state/impressions --data data/shop --out models/shop-2":
