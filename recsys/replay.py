@@ -7,8 +7,10 @@ Regret is the oracle slate's expected clicks minus the policy's, in the world's 
 so it is exact (no click noise). Products injected mid-run measure cold start: the expected CTR
 of each new product over its first ``cold_impressions`` impressions.
 
-The replay joins a policy (``recsys.policies``) and a world (``recsys.simulator``); the tuning
-sweep, the demo and ``benchmarks/quality_bandit.py`` all call :func:`run_replay`.
+The replay joins a recommender and a world (``recsys.simulator``) in one loop, :func:`replay_rounds`.
+The recommender is a policy in this process (:class:`PolicyRecommender`, what :func:`run_replay` and
+so the tuning sweep and ``benchmarks/quality_bandit.py`` use), or the served app over HTTP
+(``serendip.served_app``, the demo's shoppers).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
+import pandas as pd
 
 from recsys.policies import Context, Feedback, Policy, Slate
 from recsys.simulator import World
+from recsys.simulator.world import StepResult
 
 RECENT_CLICKS = 10
 """Clicks of the shopper's history that the satiation feature looks at."""
@@ -167,15 +172,99 @@ class ColdStartMeter:
         return self.total / self.count if self.count else float("nan")
 
 
+@dataclass
+class Served:
+    """What a recommender answered for one round's visits."""
+
+    answered: np.ndarray
+    """int (B',): which of the round's visits got a whole slate (all of them in process; a failed request drops one)."""
+    slates: np.ndarray
+    """int (B', k): each answered visit's slate as item indices into the world's catalog, in rank order."""
+    explored: int
+    """Shown items the recommender flagged as explored."""
+    arms: list[str]
+    """Which policy ranked each answered visit (the A/B arm when served)."""
+
+
+@dataclass
+class Round:
+    """One round after the shoppers acted on their slates: what the recommender learns from."""
+
+    t: int
+    """Round number, from 0."""
+    users: np.ndarray
+    """int (B',): the answered visits' shoppers."""
+    candidates: np.ndarray
+    """int (B', m): their candidates (item indices)."""
+    served: Served
+    """The slates they saw."""
+    step: StepResult
+    """What they did with them (clicks, carts, purchases, exact click probabilities)."""
+    regret: np.ndarray
+    """float (B',): each visit's oracle expected clicks minus its slate's, before the step."""
+
+
+class Recommender(Protocol):
+    """What ranks each round's visits and learns from them."""
+
+    name: str
+
+    def recommend(self, world: World, users: np.ndarray, candidates: np.ndarray, k: int,
+                  rng: np.random.Generator) -> Served:
+        """Slates for the shoppers ``users`` (B,) from their ``candidates`` (B, m)."""
+
+    def learn(self, world: World, outcome: Round) -> None:
+        """Take in the round's feedback."""
+
+    def add_items(self, rows: pd.DataFrame) -> None:
+        """New products (their items-table rows) joined the catalog."""
+
+
+class PolicyRecommender:
+    """A policy ranking in this process on what ``observe`` shows it, learning from the round's clicks."""
+
+    def __init__(self, policy: Policy, observe: Observer = world_model) -> None:
+        self.policy, self.observe, self.name = policy, observe, policy.name
+        self._last: tuple[list[Slate], Observation] | None = None
+
+    def recommend(self, world: World, users: np.ndarray, candidates: np.ndarray, k: int,
+                  rng: np.random.Generator) -> Served:
+        """The policy's slates on the observer's scores, prior and features."""
+        obs = self.observe(world, users, candidates)
+        slates = self.policy.select_many(contexts_of(world, obs, candidates), k, rng)
+        self._last = (slates, obs)
+        chosen = np.take_along_axis(candidates, np.stack([s.indices for s in slates]), axis=1)
+        return Served(np.arange(len(users)), chosen, sum(int(s.explored.sum()) for s in slates),
+                      [self.name] * len(users))
+
+    def learn(self, world: World, outcome: Round) -> None:
+        """One batched update on the round's clicks."""
+        slates, obs = self._last
+        self.policy.update(feedback_of(slates, obs, outcome.step.clicks))
+
+    def add_items(self, rows: pd.DataFrame) -> None:
+        """Nothing to do: new products reach the policy as candidates."""
+
+
 def run_replay(world: World, policy: Policy, rounds: int, batch: int, seed: int, *, k: int = 10,
                n_candidates: int = 100, inject_round: int | None = None, inject_n: int = 50,
                cold_impressions: int = 20, observe: Observer = world_model) -> ReplayResult:
-    """Play ``rounds`` rounds of ``batch`` visits; the policy learns after each round.
+    """Play ``rounds`` rounds of ``batch`` visits with ``policy`` in this process (:func:`replay_rounds`)."""
+    return replay_rounds(world, PolicyRecommender(policy, observe), rounds, batch, seed, k=k,
+                         n_candidates=n_candidates, inject_round=inject_round, inject_n=inject_n,
+                         cold_impressions=cold_impressions)
+
+
+def replay_rounds(world: World, recommender: Recommender, rounds: int, batch: int, seed: int, *, k: int = 10,
+                  n_candidates: int = 100, inject_round: int | None = None, inject_n: int = 50,
+                  cold_impressions: int = 20, on_round: Callable[[Round], None] | None = None) -> ReplayResult:
+    """Play ``rounds`` rounds of ``batch`` visits; the recommender learns after each round.
 
     Shoppers, candidates, injected products and click draws come from streams of ``seed`` that
-    do not depend on the policy, so two policies replayed on equal worlds face the same traffic
+    do not depend on the recommender, so two policies replayed on equal worlds face the same traffic
     (common random numbers). ``world`` is modified (satiation, drift, injected products): pass a
     fresh one per replay. ``inject_round`` (default: a third of the way in) adds ``inject_n`` products.
+    ``on_round`` sees every round that had an answered visit, after the recommender learned from it.
     """
     if not (rounds >= 1 and batch >= 1 and 1 <= k <= n_candidates):
         raise ValueError(f"run_replay: rounds={rounds}, batch={batch} must be >= 1 and k={k} within "
@@ -188,19 +277,24 @@ def run_replay(world: World, policy: Policy, rounds: int, batch: int, seed: int,
     for t in range(rounds):
         if t == inject_round and inject_n > 0:
             first = world.n_items
-            world.inject_items(inject_n, inject_rng)
+            recommender.add_items(world.inject_items(inject_n, inject_rng))
             cold.injected(first, inject_n)
         users = traffic.choice(world.n_users, size=batch, replace=False)
         candidates = np.stack([traffic.choice(world.n_items, n_candidates, replace=False) for _ in range(batch)])
-        obs = observe(world, users, candidates)
-        slates = policy.select_many(contexts_of(world, obs, candidates), k, policy_rng)
-        chosen = np.take_along_axis(candidates, np.stack([s.indices for s in slates]), axis=1)
-        regret[t] = world.regret(users, chosen, candidates).sum()
-        result = world.step(users, chosen, clicks_rng)
-        expected_clicks[t], clicks[t] = result.expected.sum(), result.clicks.sum()
-        cold.observe(chosen, result.expected)
-        explored += sum(int(s.explored.sum()) for s in slates)
-        shown += batch * k
-        policy.update(feedback_of(slates, obs, result.clicks))
-    return ReplayResult(policy.name, regret, expected_clicks, clicks, cold.ctr, cold.count,
-                        explored / shown, time.perf_counter() - start, new_clicks=cold.all_clicks)
+        served = recommender.recommend(world, users, candidates, k, policy_rng)
+        if len(served.answered) == 0:
+            continue
+        users, candidates = users[served.answered], candidates[served.answered]
+        visit_regret = world.regret(users, served.slates, candidates)
+        result = world.step(users, served.slates, clicks_rng)
+        regret[t], expected_clicks[t], clicks[t] = visit_regret.sum(), result.expected.sum(), result.clicks.sum()
+        cold.observe(served.slates, result.expected)
+        explored += served.explored
+        shown += len(users) * k
+        done = Round(t, users, candidates, served, result, visit_regret)
+        recommender.learn(world, done)
+        if on_round is not None:
+            on_round(done)
+    return ReplayResult(recommender.name, regret, expected_clicks, clicks, cold.ctr, cold.count,
+                        explored / shown if shown else float("nan"), time.perf_counter() - start,
+                        new_clicks=cold.all_clicks)

@@ -26,6 +26,7 @@ from recsys.model.base import resolve_base
 from training.batches import TextCache, batch_loss, make_batch
 from training.checkpoints import load_train_state, optimizer_from_files, save_checkpoint
 from training.config import TrainConfig
+from training.progress import epoch_line, say, step_line
 from training.run_data import RunData
 from training.session import LocalSession, RaySession, Session
 from training.validation import validate
@@ -133,8 +134,7 @@ def _setup(config: dict, session: Session | None) -> tuple[Run, dict]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if session.rank == 0:
-        print(f"[train] {session.world_size} worker(s) on {session.device}, {torch.get_num_threads()} torch "
-              f"threads each", flush=True)
+        say(f"[train] {session.world_size} worker(s) on {session.device}, {torch.get_num_threads()} torch threads each")
     data = RunData.load(config["prepared"])
     core, optimizer, state = _start(cfg, data, session)
     model = session.prepare_model(core)
@@ -174,8 +174,8 @@ def _train_epoch(run: Run, state: dict, epoch: int) -> tuple[list[float], int, f
         losses.append(float(loss.detach()))
         if session.rank == 0 and (step + 1) % cfg.log_every == 0:
             rate = done * session.world_size / (time.perf_counter() - started)
-            print(f"[train] epoch {epoch} step {step + 1}/{run.steps} loss {np.mean(losses[-cfg.log_every:]):.4f} "
-                  f"{' '.join(f'{k} {v:.4f}' for k, v in parts.items())} {rate:.1f} samples/s", flush=True)
+            say(step_line(epoch, step + 1, run.steps, state["global_step"], run.total,
+                          float(np.mean(losses[-cfg.log_every:])), parts, rate))
     return losses, done, time.perf_counter() - started
 
 
@@ -197,8 +197,8 @@ def train_loop(config: dict, session: Session | None = None) -> dict:
         stop = state["stopped"]
         _report(run, state, metrics, calibrator, item_vecs)
         if session.rank == 0:
-            print(f"[train] epoch {epoch} done: loss {metrics['loss']:.4f} val_ndcg10 {metrics['val_ndcg10']:.4f} "
-                  f"{metrics['samples_per_s']:.1f} samples/s{' (' + stop + ')' if stop else ''}", flush=True)
+            say(epoch_line(epoch, state["global_step"], run.total, metrics["loss"], metrics["val_ndcg10"],
+                           metrics["samples_per_s"], stop))
     return {"history": state["history"], "best_epoch": state["best_epoch"], "best_val_ndcg10": state["best"],
             "stopped": state.get("stopped") or "epochs"}
 

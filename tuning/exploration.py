@@ -20,6 +20,7 @@ from tuning.exploration_report import ExplorationOutcome, write_outputs
 from tuning.objective import Objective, ObjectiveInputError
 from tuning.offline_objective import NEEDS_FEATURES, LogObjective, OfflineConfig
 from tuning.online_objective import OnlineConfig, SimulatorObjective
+from tuning.progress import TrialLines
 from tuning.searchers import SearchKind, SearchPlan, plan_search
 from tuning.space import ALL_POLICIES, Arm, ExplorationSpace, OptunaExploration, SearchSpaceError
 from tuning.trials import (
@@ -164,7 +165,7 @@ def run_exploration_sweep(cfg: ExplorationSweepConfig, callbacks=()) -> Explorat
     objective.check(cfg.policies)
     ray_cluster.connect(cfg.address)
     concurrency = Concurrency()
-    tuner, expected, notes = build_tuner(cfg, objective, [concurrency, *callbacks])
+    tuner, expected, notes = build_tuner(cfg, objective, [concurrency, TrialLines(objective.metric), *callbacks])
     records, seconds, usage = fit_tuner(tuner, concurrency, expected, cfg.experiment_dir, objective.metric,
                                         "the objective's evaluate() must return it")
     return write_outputs(cfg, objective, records, seconds, usage, notes)

@@ -24,6 +24,7 @@ from training.prepare import Prepared, prepare
 from training.trainer import build_trainer, check_cluster
 from tuning import ray_cluster
 from tuning.hparams_report import HparamOutcome, write_outputs
+from tuning.progress import TrialLines
 from tuning.searchers import SearchKind, plan_search
 from tuning.space import HparamSpace, SearchSpaceError
 from tuning.trials import (
@@ -172,7 +173,7 @@ def run_hparam_sweep(cfg: HparamSweepConfig, callbacks=()) -> HparamOutcome:
     check_experiment_dir(cfg.experiment_dir, cfg.resume)
     prepared = check_inputs(cfg)
     concurrency = Concurrency()
-    tuner, expected, notes = build_tuner(cfg, prepared, [concurrency, *callbacks])
+    tuner, expected, notes = build_tuner(cfg, prepared, [concurrency, TrialLines(METRIC), *callbacks])
     records, seconds, usage = fit_tuner(tuner, concurrency, expected, cfg.experiment_dir, METRIC,
                                         "training.train_loop must report it every epoch")
     return write_outputs(cfg, records, seconds, usage, notes)
