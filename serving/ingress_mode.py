@@ -10,7 +10,7 @@
 Serve reads these switches when its processes import it, so they must be in the environment of the
 Ray processes: set while a local Ray starts (``starting_ray``), or in every node's pod spec on a cluster
 (the RayService manifest). What each mode listens on, measured with ``ss -ltnp`` in
-``tests/integration/test_ingress_listeners.py``:
+``tests/integration/test_serving.py``:
 
 - both modes: the API on ``host:port`` (127.0.0.1 by default); Ray's own gRPC servers on all
   interfaces, which refuse a client without the cluster's token (``training.local_ray``);
