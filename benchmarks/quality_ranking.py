@@ -58,7 +58,7 @@ from recsys.metrics.ease import RECBOLE_LAMBDA, EASEConfig, train_ease  # noqa: 
 from recsys.model import TwoTower, load_item_table  # noqa: E402
 from recsys.model.scoring import catalog_scorer  # noqa: E402
 from recsys.simulator import World, WorldConfig  # noqa: E402
-from serendip.demo import process_tree_cpu_s  # noqa: E402
+from serendip.demo import cpu_used, process_tree_cpu  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.prepare import load_shop, split_positives  # noqa: E402
 from training.trainer import connect, fit  # noqa: E402
@@ -101,13 +101,13 @@ VARIANTS = {
 ABLATION = {
     "full": {
         "datasets": ("ml100k", "sim"),
-        "rows": (("hybrid", 0), ("hybrid", 2), ("text", 0), ("text", 2), ("text", 6), ("id", 0)),
-        "train": {**ML100K, "patience": 0},
+        "rows": (("hybrid", 0), ("text", 0), ("text", 2), ("text", 6), ("id", 0)),
+        "train": {**ML100K, "patience": 0, "batch_size": 256},
         "cold": {"id_dropout": 0.5},
-        # Fine-tuning a layer runs it forward and backward over the batch's items every step; on 2 cores
-        # a 6-layer step costs ~20x a frozen one, so deeper rows get fewer, smaller steps.
-        "depth": {0: {"epochs": 2}, 2: {"epochs": 1, "max_steps": 80, "batch_size": 256},
-                  6: {"epochs": 1, "max_steps": 40, "batch_size": 256}},
+        # Every row the same 30 steps of 256 (a tenth of an ml-100k epoch): fine-tuning a layer runs it
+        # forward and backward over the batch's items every step, so on 2 shared cores a 6-layer row
+        # costs minutes and the whole table about 40; rows compare designs at one small budget.
+        "depth": {layers: {"epochs": 1, "max_steps": 30} for layers in (0, 2, 6)},
     },
     "quick": {
         "datasets": ("sim",),
@@ -127,14 +127,14 @@ def train_and_test(data: Path, work: Path, name: str, protocol: str, args, seed:
     cfg = TrainConfig(data=data, out=work / f"model-{name}", storage_path=str(work / "runs"), name=name,
                       protocol=protocol, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                       seed=seed, log_every=100, **overrides)
-    started, cpu = time.perf_counter(), process_tree_cpu_s()
+    started, cpu = time.perf_counter(), process_tree_cpu()
     result = fit(cfg)
     model, table = TwoTower.from_pretrained(result.model_dir), load_item_table(result.model_dir)
     _, events, _, _ = load_shop(data)
     split = split_positives(cfg, events)
     evaluate = evaluate_cold_items if protocol == "cold" else evaluate_random_split
     report = evaluate(catalog_scorer(model, table, split.train), split, table.item_ids, ks=(10, 20))
-    seconds, cpu_s = time.perf_counter() - started, process_tree_cpu_s() - cpu
+    seconds, cpu_s = time.perf_counter() - started, cpu_used(cpu, process_tree_cpu())
     print(f"[quality] {name}: model ndcg@10 {report['model']['ndcg@10']:.4f} recall@10 "
           f"{report['model']['recall@10']:.4f} | popularity ndcg@10 {report['popularity']['ndcg@10']:.4f} "
           f"recall@10 {report['popularity']['recall@10']:.4f} | {len(result.metrics)} epochs, {seconds:.0f} s, "
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if parts in (["bpr"], ["ease"]):
         return reference_only(args, plan, parts[0])
     seeds = args.seeds or [args.seed]
-    started, cpu = time.perf_counter(), process_tree_cpu_s()
+    started, cpu = time.perf_counter(), process_tree_cpu()
     connect()
     with tempfile.TemporaryDirectory(prefix="serendip-quality-") as tmp:
         work = args.work_dir or Path(tmp)
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         if "ablation" in parts:
             results["ablation"] = ablation(work, data, args, ABLATION["quick" if args.quick else "full"])
     summary = {"quick": args.quick, "seconds": round(time.perf_counter() - started, 1),
-               "cpu_s": round(process_tree_cpu_s() - cpu, 1), **summarize(results, plan, args, seeds)}
+               "cpu_s": round(cpu_used(cpu, process_tree_cpu()), 1), **summarize(results, plan, args, seeds)}
     print(json.dumps(summary, default=str))
     return 0
 
