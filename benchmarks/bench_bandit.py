@@ -1,5 +1,5 @@
 """Online decision and update speed of our LinTS, LinUCB and Thompson sampling against
-MABWiser 2.7.4's (issue 4), in the same process, on the same data.
+MABWiser 2.7.4's, in the same process, on the same data.
 
 One decision = pick a 10-item slate from 100 candidates with d=32 embeddings (ours read the
 34 columns of ``linear_policy_features``: bias, model prior, products) and return a propensity

@@ -148,11 +148,12 @@ def prepare(cache: Path, n_items: int, n_users: int, k: int) -> tuple[Path, Path
     users = np.arange(min(n_users, 1000))
     rows, events, mask = world.histories(users, 50)
     ids = world.item_ids
-    names = ["view", "click", "cart", "purchase"]
+    from recsys.data.schemas import EVENT_TYPES
+
     bodies = []
     for u, r, e, m in zip(users, rows, events, mask, strict=True):
         bodies.append({"user_id": int(u), "history": [int(x) for x in ids[r[m]]],
-                       "history_events": [names[int(x)] for x in e[m]], "k": k})
+                       "history_events": [EVENT_TYPES[int(x)] for x in e[m]], "k": k})
     return model_dir, cache, bodies
 
 
@@ -176,20 +177,6 @@ def replica_pids(app: str) -> list[int]:
     return pids
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of ``pids`` so far."""
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def listeners() -> list[dict]:
     """Every listening TCP socket of this process tree (Ray, HAProxy, the replicas): address, port, process."""
     import psutil
@@ -210,12 +197,14 @@ def listeners() -> list[dict]:
 def measure(name: str, url: str, bodies: Path, app: str, levels: list[int], max_requests: int,
             max_seconds: float, rate_seconds: float) -> dict:
     """Closed-loop sweep (CPU per request of the app's replicas at each level), then the fixed open-loop rates."""
+    from recsys.cpu_time import cpu_snapshot, cpu_used
+
     pids = replica_pids(app)
     closed = []
     for c in levels:
-        before = cpu_seconds(pids)
+        before = cpu_snapshot(pids)
         r = drive(url, bodies, c, max_requests, max_seconds)
-        r["cpu_ms_per_request"] = (cpu_seconds(pids) - before) * 1000 / max(1, r["ok"])
+        r["cpu_ms_per_request"] = cpu_used(before, cpu_snapshot(pids)) * 1000 / max(1, r["ok"])
         print(f"{name:9s} c={c:3d} rps={r['rps']:7.1f} p50={r['p50_ms']:.1f}ms p99={r['p99_ms']:.1f}ms "
               f"cpu={r['cpu_ms_per_request']:.1f}ms/req errors={r['errors']}", flush=True)
         closed.append(r)
@@ -242,6 +231,7 @@ def run_mode(spec: dict) -> dict:
 
     from serving.app import graph
     from serving.config import ServeConfig
+    from training.local_ray import init_ray
 
     work, cpus, quick = Path(spec["work"]), spec["cpus"], spec["quick"]
     cfg = ServeConfig(model=Path(spec["model_dir"]), state_dir=work / f"state-{spec['mode']}", policy="thompson",
@@ -251,7 +241,7 @@ def run_mode(spec: dict) -> dict:
     budget = dict(max_requests=150 if quick else 3000, max_seconds=6.0 if quick else 12.0,
                   rate_seconds=4.0 if quick else 12.0)
     bodies = work / "bodies.json"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_ray(state_dir=work, num_cpus=2, include_dashboard=False, log_to_driver=False)  # mode_env drops RAY_ADDRESS
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     url = f"http://127.0.0.1:{port}"
@@ -292,12 +282,12 @@ def sweep(name: str, url: str, bodies: Path, levels: list[int], max_requests: in
 
 
 def mode_env(mode: str) -> dict[str, str]:
-    """The child's environment: the mode's switches set or removed before its ray.init, HAProxy's files and
+    """The child's environment: the mode's switches set or removed before its Ray starts, HAProxy's files and
     stats/metrics ports private to the run (``serving.ingress_mode``, as ``serendip serve`` does)."""
     from serving import ingress_mode
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_HAPROXY_")}
-    env.update(RAY_AUTH_MODE=env.get("RAY_AUTH_MODE", "disabled"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_SERVE_HAPROXY_") and k != "RAY_ADDRESS"}
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")  # the child's init_ray turns token auth on
     for name, value in ingress_mode.ingress_env(mode, env).items():
         if value is None:
             env.pop(name, None)

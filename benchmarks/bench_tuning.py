@@ -1,5 +1,5 @@
 """Does Ray Tune's exploration sweep beat the default parameters, and match a full grid at a quarter
-of its trials? (issue 6)
+of its trials?
 
 All three run in one process on one local Ray, on the same simulated shop, with the same objective
 (cumulative regret of ``recsys.replay.run_replay`` over the same seeds):
@@ -53,6 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from recsys.policies import Arm
 from recsys.simulator import SimulateConfig, World, WorldConfig, simulate
 from training.config import TrainConfig
 from training.trainer import fit
@@ -60,7 +61,7 @@ from tuning import ray_cluster
 from tuning.exploration import ExplorationSweepConfig, run_exploration_sweep
 from tuning.hparams import HparamSweepConfig, run_hparam_sweep
 from tuning.online_objective import OnlineConfig, SimulatorObjective
-from tuning.space import ALL_POLICIES, EXPLORATION_PARAMS, Arm, ExplorationSpace, HparamSpace, Param
+from tuning.space import ALL_POLICIES, EXPLORATION_PARAMS, ExplorationSpace, HparamSpace, Param
 
 PICKED_OVER_DEFAULT_TARGET = 0.85
 PICKED_OVER_GRID_TARGET = 1.05

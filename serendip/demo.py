@@ -276,11 +276,12 @@ def served_pick(swept):
 
 def ab_arms(picked) -> tuple[str, ...]:
     """The A/B arms as ``serendip serve --arms`` specs, in ``ARMS`` order (greedy, the control, first)."""
-    from tuning.serving_arm import arm_spec
-    from tuning.space import Arm
+    from dataclasses import replace
+
+    from recsys.policies import Arm
 
     policies = {STATIC: Arm("static"), GREEDY: Arm("greedy"), PICKED: picked}
-    return tuple(f"{arm_spec(policies[name], name=name)}@{ARM_WEIGHTS[name]:.6g}" for name in ARMS)
+    return tuple(replace(policies[name], name=name, weight=ARM_WEIGHTS[name]).spec() for name in ARMS)
 
 
 def start_serving(cfg: DemoConfig, run: Path, shop: Path, model: Path, picked) -> int:
@@ -526,9 +527,7 @@ def serve_two_generations(cfg: DemoConfig, run: Path, shop: Path, trained, swept
 
 def ope_arms(picked) -> dict[str, str]:
     """Each served arm as an off-policy policy spec (the parameters it served with)."""
-    from serendip.generations import policy_spec
-
-    return {GREEDY: "greedy", STATIC: "static", PICKED: policy_spec(picked.policy, picked.params)}
+    return {GREEDY: "greedy", STATIC: "static", PICKED: picked.spec(served=False)}
 
 
 def _block() -> None:

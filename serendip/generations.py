@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.policies import Arm
+
 OPE_ESTIMATORS = ("ips", "snips", "dr", "sndr")
 """The estimators that apply to a served log (``recsys.ope.served.ESTIMATORS``)."""
 
@@ -84,17 +86,12 @@ def candidate_specs(table: pd.DataFrame, served: set[str], top: int) -> list[str
     specs = []
     for row in table[table["status"] == "ok"].itertuples():
         params = json.loads(row.params) if isinstance(row.params, str) else dict(row.params or {})
-        spec = policy_spec(row.policy, params)
+        spec = Arm(row.policy, params).spec(served=False)
         if spec not in served and spec not in specs:
             specs.append(spec)
         if len(specs) == top:
             break
     return specs
-
-
-def policy_spec(policy: str, params: dict) -> str:
-    """An OPE policy spec with serving's number format: ``epsilon_greedy:epsilon=0.1,floor=0.001``."""
-    return policy + (":" + ",".join(f"{k}={v:.6g}" for k, v in params.items()) if params else "")
 
 
 def off_policy(log_dir: Path, model: Path, arms: dict[str, str], candidates: list[str], window_s: float,
@@ -126,7 +123,7 @@ def retrain(model: Path, log_dir: Path, shop: Path, out: Path, workers: int, max
         raise RuntimeError(f"retrain: {free:g} CPUs free beside the Serve app for {workers} workers; pass --workers 1")
     cfg = RetrainConfig(model=model, logs=log_dir, data=shop, out=out, catalog=log_dir.parent / "catalog", epochs=1,
                         max_steps=max_steps, workers=workers, cpus_per_worker=float(per_worker),
-                        storage_path=str(storage), seed=seed, log_every=10)
+                        storage_path=str(storage), seed=seed, log_every=max(1, max_steps // 10))
     return fit(cfg.train_config()), cfg.train_config()
 
 

@@ -6,7 +6,7 @@ The A/B test has three arms, so it answers two questions: the value of learning 
 learns and never explores, against ``static``, the model alone) and the value of exploration (the
 sweep's exploring pick against ``greedy``). Clicks are the simulator's draws; "expected clicks" and
 regret are its exact probabilities, so the arms are compared both as a shop would see them and as
-the truth has them. Lifts and CTR intervals come from ``serving.experiments``, the statistics
+the truth has them. Lifts and CTR intervals come from ``recsys.metrics.ab``, the statistics
 ``/experiments`` uses: a BCa bootstrap over visits for a lift, Wilson intervals for a CTR.
 """
 
@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from recsys.metrics.ab import lift_interval, wilson_interval  # noqa: E402
 from serendip.demo import ARMS, GREEDY, PICKED, STATIC  # noqa: E402
-from serving.experiments import lift_interval, wilson_interval  # noqa: E402
 from tuning.report import markdown_table  # noqa: E402
 from tuning.space import BASELINES  # noqa: E402
 
@@ -58,7 +58,7 @@ class DemoOutcome:
     k: int = 10
     """Slate size of every visit."""
     picked: Any = None
-    """The tuning.space.Arm served as ``picked`` (default: the sweep's pick)."""
+    """The ``recsys.policies.Arm`` served as ``picked`` (default: the sweep's pick)."""
     update: Any = None
     """serendip.generations.Update: what happened between the generations (None: one generation)."""
 
@@ -275,7 +275,7 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
     numbers = lifts(visits, o.config.seed, first.injected_round)
     won, sentence = verdict(numbers)
     pick, served_pick = o.swept.pick, o.picked or o.swept.pick
-    policies = {STATIC: "static()", GREEDY: "greedy()", PICKED: served_pick.label()}
+    policies = {STATIC: "static", GREEDY: "greedy", PICKED: served_pick.label()}
     plots = {"training": plot_training(o.trained.metrics, o.run / "plots" / "training.png"),
              "regret": plot_regret(visits, o.run / "plots" / "regret.png")}
     sweep_plot = Path(o.swept.report).parent / "plots" / "reward_vs_rate.png"

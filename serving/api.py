@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from recsys.data.schemas import EVENT_TYPES
+
 MAX_K = 100
 MAX_HISTORY = 200
 MAX_TEXT = 2000
@@ -20,7 +22,7 @@ MAX_ATTRIBUTES = 32
 MAX_IMPRESSION_ID = 128
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-EventName = Literal["view", "click", "cart", "purchase"]
+EventName = Literal[EVENT_TYPES]  # type: ignore[valid-type]  # the names of recsys's one event table
 
 
 ItemId = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX, strict=True)]

@@ -1,7 +1,7 @@
 """The ``Bandit`` deployment: one replica, the only writer of the policy state (a thin shell over ``BanditState``).
 
-Its state survives the replica: ``__init__`` loads the latest snapshot and replays the WAL tail
-(RAY_NOTES: Serve restarts a killed replica with fresh memory). ``reconfigure`` applies the
+Its state survives the replica: ``__init__`` loads the latest snapshot and replays the WAL tail,
+because Serve restarts a killed replica as a new process with none of the old one's memory. ``reconfigure`` applies the
 ``user_config`` arms live. It also keeps the versioned catalog of products added by
 ``PUT /items``, which scorer replicas pull, and learns from the scorers which model is served
 (``use_model``: a live model update resets the linear posteriors, never the per-item evidence).
@@ -18,9 +18,10 @@ import time
 import numpy as np
 from ray import serve
 
-from serving.bandit_state import BanditSettings, BanditState
+from recsys.policies import Arm
+from serving.bandit_state import BanditState
 from serving.catalog import CatalogDelta, CatalogStore
-from serving.config import ArmConfig, ServeConfig, single_bandit_message
+from serving.config import ServeConfig, single_bandit_message
 from serving.messages import Candidates, ExpiredImpression, Slate, SlateReply, UnknownImpression
 from serving.telemetry import ServingMetrics
 
@@ -32,16 +33,6 @@ TICK_S = 0.5
 # replica's main loop in Serve's throughput mode), and every change of the state happens there under
 # ``BanditState.writing``; only the policy's draws (``BanditState.recommend``) and the WAL's fsyncs
 # run in worker threads, so health checks and queue-length probes are answered meanwhile.
-
-
-def bandit_settings(cfg: ServeConfig, secret: str | None) -> BanditSettings:
-    """The bandit's part of the serving config."""
-    return BanditSettings(
-        state_dir=cfg.state_dir, reward_window_s=cfg.reward_window_s, snapshot_every=cfg.snapshot_every,
-        snapshot_interval_s=cfg.snapshot_interval_s, wal_group_size=cfg.wal_group_size,
-        wal_group_wait_s=cfg.wal_group_wait_s, log_batch_rows=cfg.log_batch_rows, log_interval_s=cfg.log_interval_s,
-        secret=secret, seed=cfg.seed, max_pending_mb=cfg.max_pending_mb,
-    )
 
 
 # num_replicas=1 is the design, not a default: a second replica would hold its own pending impressions,
@@ -63,7 +54,7 @@ class Bandit:
     def __init__(self, config: dict) -> None:
         cfg = ServeConfig.from_args(config)
         refuse_replicas(serve.get_replica_context())
-        self.state = BanditState(bandit_settings(cfg, os.environ.get(cfg.secret_env) or None))
+        self.state = BanditState(cfg, secret=os.environ.get(cfg.secret_env) or None)
         self.catalog = CatalogStore(cfg.state_dir / "catalog")
         self.max_catalog_items = cfg.max_catalog_items
         self.metrics = ServingMetrics()
@@ -78,7 +69,7 @@ class Bandit:
         if not isinstance(user_config, dict) or not user_config.get("arms"):
             raise ValueError(f"Bandit user_config {user_config!r}: give {{arms: [{{name, policy, params, weight}}, ...]}}")
         async with self.state.writing:
-            self.state.reconfigure([ArmConfig.from_value(a) for a in user_config["arms"]])
+            self.state.reconfigure([Arm.from_value(a) for a in user_config["arms"]])
 
     def _ensure_ticker(self) -> None:
         if self._ticker is None or self._ticker.done():

@@ -33,15 +33,17 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from recsys.policies import Context, Feedback, Policy, make_policy
+from recsys.data.schemas import EVENT_REWARDS
+from recsys.metrics.ab import ArmCounts, experiment_report
+from recsys.policies import Arm, Context, Feedback, Policy, make_policy
 from recsys.policies.linear import LinearPolicy
-from serving.config import EVENT_REWARDS, ArmConfig
-from serving.experiments import ArmCounts, assign_arm, experiment_report
+from serving.config import ServeConfig
+from serving.experiments import assign_arm
 from serving.feedback_events import correct_reward, event_bit, upgraded
 from serving.impression_id import ImpressionSigner, InvalidImpressionId, load_key
 from serving.impression_log import ImpressionLog
@@ -55,51 +57,23 @@ from serving.wal import WriteAheadLog, WriterLock, quarantine, replay
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class BanditSettings:
-    """The part of ``ServeConfig`` the bandit state needs."""
-
-    state_dir: Path
-    """Directory of the WAL, snapshots, HMAC key and impression log."""
-    reward_window_s: float = 3600.0
-    """Delayed-reward window in seconds."""
-    snapshot_every: int = 10_000
-    """Records between snapshots."""
-    snapshot_interval_s: float = 60.0
-    """Seconds between snapshots when records are waiting."""
-    wal_group_size: int = 64
-    """Group-commit size."""
-    wal_group_wait_s: float = 0.002
-    """Group-commit wait."""
-    log_batch_rows: int = 5000
-    """Impression-log rows per Parquet part."""
-    log_interval_s: float = 30.0
-    """Seconds between Parquet parts when rows wait."""
-    secret: str | None = None
-    """HMAC key text (SERENDIP_SECRET); None = key file in state_dir."""
-    seed: int = 0
-    """Seed of the policies' sampling."""
-    event_rewards: dict[str, float] = field(default_factory=lambda: dict(EVENT_REWARDS))
-    """Reward of each feedback event."""
-    max_pending_mb: float = 1024.0
-    """Memory pending impressions may hold (features of linear arms included); past it /recommend gets 429."""
-
-
 class BanditState:
     """Arms, policies, pending impressions, counters, WAL and snapshots of the single bandit writer."""
 
-    def __init__(self, settings: BanditSettings, arms: list[ArmConfig] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
+    def __init__(self, config: ServeConfig, arms: list[Arm] | None = None,
+                 clock: Callable[[], float] = time.time, secret: str | None = None) -> None:
+        """``config``: the serving config (state_dir, reward window, snapshot, WAL and log knobs, seed);
+        ``secret``: the HMAC key text (``config.secret_env``'s value; None = the key file in state_dir)."""
+        self.config = config
         self.clock = clock
-        root = Path(settings.state_dir)
+        root = Path(config.state_dir)
         root.mkdir(parents=True, exist_ok=True)
         self.lock = WriterLock(root)
         self.closed = False
-        self.signer = ImpressionSigner(load_key(root, settings.secret))
-        self.rng = np.random.default_rng(settings.seed)
-        self.window_ms = int(settings.reward_window_s * 1000)
-        self.arms: list[ArmConfig] = []
+        self.signer = ImpressionSigner(load_key(root, secret))
+        self.rng = np.random.default_rng(config.seed)
+        self.window_ms = int(config.reward_window_s * 1000)
+        self.arms: list[Arm] = []
         self.policies: dict[tuple[str, str], Policy] = {}
         self.counts: dict[str, ArmCounts] = {}
         self.pending = PendingStore()
@@ -107,9 +81,9 @@ class BanditState:
         self.next_serial = 1
         self.last_ms = 0
         self.model_version = ""
-        self.log = ImpressionLog(root / "impressions", settings.log_batch_rows, settings.log_interval_s)
+        self.log = ImpressionLog(root / "impressions", config.log_batch_rows, config.log_interval_s)
         self.snapshot_lsn = self._restore(root)
-        self.wal = WriteAheadLog(root / "wal", self.lsn + 1, settings.wal_group_size, settings.wal_group_wait_s)
+        self.wal = WriteAheadLog(root / "wal", self.lsn + 1, config.wal_group_size, config.wal_group_wait_s)
         self._last_snapshot_time = clock()
         self.writing = asyncio.Lock()
         """Held by a draw in its worker thread until its slate is logged; every change on the loop takes it."""
@@ -140,7 +114,7 @@ class BanditState:
     def _load_snapshot(self, snap: BanditSnapshot) -> None:
         h = snap.header
         self.lsn = snap.lsn
-        self.arms = [ArmConfig(**a) for a in h["arms"]]
+        self.arms = [Arm(**a) for a in h["arms"]]
         self.policies = dict(snap.policies)
         self.counts = {name: ArmCounts(**c) for name, c in h["counts"].items()}
         self.next_serial, self.last_ms = int(h["next_serial"]), int(h["last_ms"])
@@ -157,7 +131,7 @@ class BanditState:
         try:
             self._apply(record, lsn)
         except Exception as err:  # replay will skip it too; callers validate first, so this is a bug
-            quarantine(self.settings.state_dir, lsn, record, err)
+            quarantine(self.config.state_dir, lsn, record, err)
             raise
         return lsn
 
@@ -182,22 +156,22 @@ class BanditState:
             try:
                 self.log.flush()
             except ValueError as err:  # rows the schema refuses would fail every later part too
-                quarantine(self.settings.state_dir, lsn, {**r, "rows": self.log.state()}, err)
+                quarantine(self.config.state_dir, lsn, {**r, "rows": self.log.state()}, err)
                 self.log.discard()
         elif kind == "config":
-            self._apply_config([ArmConfig(**a) for a in r["arms"]])
+            self._apply_config([Arm(**a) for a in r["arms"]])
         elif kind == "model":
             self._apply_model(r["version"])
         else:
             raise ValueError(f"WAL record type {kind!r} is unknown; this state directory was written by a newer version")
 
-    def _apply_config(self, arms: list[ArmConfig]) -> None:
+    def _apply_config(self, arms: list[Arm]) -> None:
         for arm in arms:
             key = (arm.name, arm.policy)
             if key in self.policies:
                 self.policies[key] = self.policies[key].with_params(**arm.params)
             else:
-                self.policies[key] = make_policy(arm.policy, **arm.params)
+                self.policies[key] = arm.build()
             self.counts.setdefault(arm.name, ArmCounts())
         self.arms = arms
 
@@ -289,7 +263,7 @@ class BanditState:
         """Weight and whether it reads features, per arm: the ingress asks the scorer for features only when needed."""
         return [ArmRoute(a.weight, isinstance(self.policies[(a.name, a.policy)], LinearPolicy)) for a in self.arms]
 
-    def arm_for(self, user_id: int) -> ArmConfig:
+    def arm_for(self, user_id: int) -> Arm:
         """The user's A/B arm (stable hash of user_id)."""
         return self.arms[assign_arm(user_id, [a.weight for a in self.arms])]
 
@@ -310,10 +284,10 @@ class BanditState:
         until ``log_slate`` has logged it (``recommend`` holds ``writing`` across both)."""
         arm = self.arm_for(user_id)
         ctx = None if ctx is None else self.purchases.without_purchases(user_id, ctx)
-        if ctx is not None and min(int(k), len(ctx.item_ids)) > 0 and self.pending.nbytes > self.settings.max_pending_mb * 2**20:
+        if ctx is not None and min(int(k), len(ctx.item_ids)) > 0 and self.pending.nbytes > self.config.max_pending_mb * 2**20:
             raise Overloaded(
                 f"{len(self.pending)} pending impressions hold {self.pending.nbytes / 2**20:.0f} MiB, over "
-                f"max_pending_mb={self.settings.max_pending_mb:g}; they free as reward windows close "
+                f"max_pending_mb={self.config.max_pending_mb:g}; they free as reward windows close "
                 "(raise max_pending_mb or shorten reward_window_s)"
             )
         # The first model a state serves becomes its space when the slate is logged (log_slate).
@@ -340,7 +314,7 @@ class BanditState:
             raise UnknownImpression(f"impression_id {impression_id!r}: {err}") from None
         if ref.issued_ms + self.window_ms <= self.now_ms():
             raise ExpiredImpression(
-                f"impression_id {impression_id!r}: the {self.settings.reward_window_s:g} s reward window has closed; "
+                f"impression_id {impression_id!r}: the {self.config.reward_window_s:g} s reward window has closed; "
                 "the impression counted with reward 0"
             )
         imp = self.pending.get(ref.serial)
@@ -377,13 +351,13 @@ class BanditState:
                         event: str | None = None) -> tuple[str, int]:
         """Apply one event (or raw reward) once per (impression, item, event): ("accepted" | "duplicate", the
         lsn to commit before saying so). The slot keeps the strongest reward seen."""
-        if event is not None and event not in self.settings.event_rewards:
-            raise ValueError(f"event {event!r} is not one of {sorted(self.settings.event_rewards)}")
+        if event is not None and event not in EVENT_REWARDS:
+            raise ValueError(f"event {event!r} is not one of {', '.join(EVENT_REWARDS)}")
         self.expire()
         imp, slot = self.check_feedback(impression_id, item_id)
         if imp.seen[slot] & event_bit(event):
             return "duplicate", self.wal.appended_lsn
-        value = float(self.settings.event_rewards[event]) if reward is None else float(reward)
+        value = EVENT_REWARDS[event] if reward is None else float(reward)
         self._feedback_rows(imp, np.array([slot]), np.array([value]))  # validate before logging
         return "accepted", self._record({"t": "fb", "serial": imp.serial, "slot": slot, "reward": value,
                                          "event": event, "ms": self.now_ms()})
@@ -434,8 +408,8 @@ class BanditState:
     def maybe_snapshot(self) -> bool:
         """Snapshot when ``snapshot_every`` records or ``snapshot_interval_s`` seconds have passed."""
         since = self.lsn - self.snapshot_lsn
-        overdue = since > 0 and self.clock() - self._last_snapshot_time >= self.settings.snapshot_interval_s
-        if since >= self.settings.snapshot_every or overdue:
+        overdue = since > 0 and self.clock() - self._last_snapshot_time >= self.config.snapshot_interval_s
+        if since >= self.config.snapshot_every or overdue:
             self.snapshot()
             return True
         return False
@@ -444,38 +418,38 @@ class BanditState:
         """Write a snapshot covering every record so far, then drop the WAL segments it covers."""
         self.wal.rotate()
         header = {
-            "lsn": self.lsn, "arms": [asdict(a) for a in self.arms], "next_serial": self.next_serial,
+            "lsn": self.lsn, "arms": [a.as_mapping() for a in self.arms], "next_serial": self.next_serial,
             "last_ms": self.last_ms, "counts": {n: asdict(c) for n, c in self.counts.items()}, "log": self.log.state(),
             "model_version": self.model_version,
         }
-        path = write_snapshot(self.settings.state_dir / "snapshots", self.lsn, header, self.policies,
+        path = write_snapshot(self.config.state_dir / "snapshots", self.lsn, header, self.policies,
                               self.pending.to_records(), self.purchases.arrays())
         self.wal.drop_through(self.lsn)
-        prune_snapshots(self.settings.state_dir / "snapshots", keep=2)
+        prune_snapshots(self.config.state_dir / "snapshots", keep=2)
         self.snapshot_lsn = self.lsn
         self._last_snapshot_time = self.clock()
         return path
 
-    def reconfigure(self, arms: list[ArmConfig]) -> None:
+    def reconfigure(self, arms: list[Arm]) -> None:
         """Change arms, policies or exploration parameters live; every posterior is kept."""
         if not arms:
             raise ValueError("user_config.arms: give at least one arm, e.g. [{name: main, policy: thompson}]")
-        if [asdict(a) for a in arms] == [asdict(a) for a in self.arms]:
+        if arms == self.arms:
             return
         names = [a.name for a in arms]
         if len(set(names)) != len(names):
             raise ValueError(f"user_config.arms: arm names {names} must be unique")
         for arm in arms:  # fail before anything is logged if a policy or parameter is wrong
-            make_policy(arm.policy, **arm.params)
-        self._record({"t": "config", "arms": [asdict(a) for a in arms]})
+            arm.check_servable()
+        self._record({"t": "config", "arms": [a.as_mapping() for a in arms]})
 
     def check_health(self) -> None:
         """Raise while the WAL writer is stopped or the state directory is not writable (Serve then
         replaces the replica, whose ``__init__`` replays the WAL)."""
         if self.wal.failed is not None:
             raise RuntimeError(f"bandit WAL stopped after {self.wal.failed!r}; a new replica replays it")
-        if not os.access(self.settings.state_dir, os.W_OK):
-            raise RuntimeError(f"bandit state_dir {self.settings.state_dir} is not writable")
+        if not os.access(self.config.state_dir, os.W_OK):
+            raise RuntimeError(f"bandit state_dir {self.config.state_dir} is not writable")
 
     # -- reports -----------------------------------------------------------------------------------
     def stats(self) -> dict:
@@ -490,7 +464,7 @@ class BanditState:
                 "wal_lsn": self.lsn,
                 "durable_lsn": self.wal.durable_lsn, "snapshot_lsn": self.snapshot_lsn,
                 "replayed_on_start": self.replayed, "log_parts": self.log.next_part, "log_rows_waiting": self.log.waiting,
-                "reward_window_s": self.settings.reward_window_s}
+                "reward_window_s": self.config.reward_window_s}
 
     def experiments(self) -> list[dict]:
         """Per-arm CTR, interval, lift and p-value for ``GET /experiments``."""

@@ -1,20 +1,17 @@
 """The one typed configuration of the Serve app: ``serendip serve`` flags and ``serving/config.yaml`` map onto it.
 
-``ServeConfig`` holds every knob; ``ArmConfig`` is one A/B arm (a policy and its exploration
-parameters). The CLI writes arms as ``NAME=POLICY[,param=value...][@WEIGHT]`` strings, the YAML as
-mappings; both end in the same dataclasses, validated on construction.
+``ServeConfig`` holds every knob; each A/B arm is a ``recsys.policies.Arm`` (a policy, its exploration
+parameters, a name and a weight). The CLI writes arms as ``NAME=POLICY[:param=value,...][@WEIGHT]``
+strings, the YAML as mappings; both end in the same dataclasses, validated on construction.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-EVENT_REWARDS: dict[str, float] = {"view": 0.0, "click": 1.0, "cart": 1.0, "purchase": 1.0}
-"""Default reward of each feedback event; a click is the unit of success."""
-
+from recsys.policies.arm import Arm, ArmError
 
 LIVE_FIELDS = ("policy", "policy_params", "arms")
 """Fields that reach the bandit through its Serve ``user_config`` and change without a restart."""
@@ -22,72 +19,6 @@ LIVE_FIELDS = ("policy", "policy_params", "arms")
 
 class ServeConfigError(ValueError):
     """A serving configuration value is out of range; the message names the field and the fix."""
-
-
-def _number(value: float) -> int | float:
-    """A policy parameter as int when integral (counts such as n_draws), else float (CLI gives floats)."""
-    number = float(value)
-    return int(number) if number.is_integer() else number
-
-
-@dataclass(frozen=True)
-class ArmConfig:
-    """One arm of the A/B split: who gets it (weight) and which policy explores how (params)."""
-
-    name: str
-    """Arm name reported by /experiments and written to the impression log's ``policy`` column."""
-    policy: str = "thompson"
-    """A name in ``recsys.policies.POLICIES`` (static, greedy, epsilon_greedy, softmax, ucb1, thompson, linucb, lints)."""
-    params: dict[str, float] = field(default_factory=dict)
-    """Exploration parameters passed to ``make_policy`` / ``Policy.with_params`` (e.g. epsilon=0.1); floor must be > 0."""
-    weight: float = 1.0
-    """Relative share of users routed to this arm (by a stable hash of user_id)."""
-
-    def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
-            raise ServeConfigError(f"arm name {self.name!r} must be non-empty letters, digits, '-' or '_'")
-        if not (math.isfinite(self.weight) and self.weight > 0):
-            raise ServeConfigError(f"arm {self.name!r}: weight {self.weight} must be a positive number")
-        object.__setattr__(self, "params", {str(k): _number(v) for k, v in dict(self.params).items()})
-        if self.params.get("floor") == 0:  # a target policy evaluated off-policy may have floor 0; a served arm may not
-            raise ServeConfigError(
-                f"arm {self.name!r}: floor=0 lets a shown item log propensity 0 (a Monte-Carlo estimate that missed "
-                "it), which the impression log refuses; set floor > 0 (the policies' default is 0.001) or leave it out"
-            )
-
-    @classmethod
-    def parse(cls, spec: str) -> ArmConfig:
-        """Parse ``NAME=POLICY[,param=value...][@WEIGHT]``, e.g. ``explore=epsilon_greedy,epsilon=0.1@0.5``."""
-        head, _, weight = spec.partition("@")
-        name, eq, rest = head.partition("=")
-        if not eq or not rest:
-            raise ServeConfigError(
-                f"arm spec {spec!r}: write NAME=POLICY[,param=value...][@WEIGHT], e.g. explore=epsilon_greedy,epsilon=0.1@0.5"
-            )
-        policy, *pairs = rest.split(",")
-        params: dict[str, float] = {}
-        for pair in pairs:
-            key, eq, value = pair.partition("=")
-            try:
-                params[key.strip()] = _number(value)
-            except ValueError:
-                raise ServeConfigError(f"arm spec {spec!r}: parameter {pair!r} must be name=number") from None
-            if not eq:
-                raise ServeConfigError(f"arm spec {spec!r}: parameter {pair!r} must be name=number")
-        try:
-            w = float(weight) if weight else 1.0
-        except ValueError:
-            raise ServeConfigError(f"arm spec {spec!r}: weight {weight!r} must be a number") from None
-        return cls(name=name.strip(), policy=policy.strip(), params=params, weight=w)
-
-    @classmethod
-    def from_value(cls, value: ArmConfig | str | dict[str, Any]) -> ArmConfig:
-        """Accept an ArmConfig, a CLI spec string or a YAML mapping."""
-        if isinstance(value, ArmConfig):
-            return value
-        if isinstance(value, str):
-            return cls.parse(value)
-        return cls(**value)
 
 
 @dataclass
@@ -103,7 +34,7 @@ class ServeConfig:
     policy_params: dict[str, float] = field(default_factory=dict)
     """Exploration parameters of that policy (e.g. epsilon 0.1)."""
     arms: tuple[str, ...] = ()
-    """A/B arms as NAME=POLICY[,param=value...][@WEIGHT]; the first arm is the control."""
+    """A/B arms as NAME=POLICY[:param=value,...][@WEIGHT] (``recsys.policies.Arm``); the first is the control."""
     host: str = "127.0.0.1"
     """HTTP bind address; loopback unless told otherwise."""
     port: int = 8000
@@ -185,8 +116,12 @@ class ServeConfig:
         self.model = Path(self.model)
         self.data = None if self.data is None else Path(self.data)
         self.state_dir = Path(self.state_dir)
-        self.policy_params = {str(k): _number(v) for k, v in dict(self.policy_params).items()}
         self.arms = tuple(self.arms)
+        try:
+            self.policy_params = Arm(self.policy, self.policy_params).params
+            arms = self.served_arms()
+        except ArmError as err:
+            raise ServeConfigError(f"ServeConfig.arms: {err}") from None
         positive_ints = ("port", "scorer_replicas", "ingress_replicas", "max_batch_size", "retrieve_n",
                          "history_len", "snapshot_every", "wal_group_size", "log_batch_rows", "score_attempts",
                          "max_catalog_items")
@@ -215,16 +150,14 @@ class ServeConfig:
             )
         if self.history_len > 200:
             raise ServeConfigError(f"ServeConfig.history_len={self.history_len} must be <= 200 (the request bound)")
-        names = [a.name for a in self.arm_configs()]
+        names = [a.name for a in arms]
         if len(set(names)) != len(names):
             raise ServeConfigError(f"ServeConfig.arms: arm names {names} must be unique")
-        from recsys.policies import make_policy
-
-        for arm in self.arm_configs():
+        for arm in arms:
             try:
-                make_policy(arm.policy, **arm.params)
-            except (ValueError, TypeError) as err:
-                raise ServeConfigError(f"ServeConfig arm {arm.name!r}: {err}") from None
+                arm.check_servable()
+            except ArmError as err:
+                raise ServeConfigError(f"ServeConfig.arms: {err}") from None
 
     def check_paths(self) -> None:
         """Fail before Ray starts when the model or shop directory is not what serving reads."""
@@ -238,15 +171,15 @@ class ServeConfig:
                 f"ServeConfig.data={self.data}: no items.parquet; pass a shop directory (`serendip simulate --out DIR`)"
             )
 
-    def arm_configs(self) -> list[ArmConfig]:
+    def served_arms(self) -> list[Arm]:
         """The arms in order (control first); one arm named after the policy when none are given."""
         if not self.arms:
-            return [ArmConfig(name=self.policy, policy=self.policy, params=self.policy_params)]
-        return [ArmConfig.from_value(a) for a in self.arms]
+            return [Arm(self.policy, self.policy_params)]
+        return [Arm.from_value(a) for a in self.arms]
 
     def user_config(self) -> dict[str, Any]:
         """The bandit's Serve ``user_config``: what ``reconfigure`` changes live."""
-        return {"arms": [asdict(a) for a in self.arm_configs()]}
+        return {"arms": [a.as_mapping() for a in self.served_arms()]}
 
     def to_args(self) -> dict[str, Any]:
         """A JSON/YAML-friendly dict that ``ServeConfig.from_args`` turns back into this config."""
@@ -265,7 +198,10 @@ class ServeConfig:
             raise ServeConfigError(f"serving args: unknown keys {unknown}; valid keys are {sorted(known)}")
         args = dict(args)
         if "arms" in args:
-            args["arms"] = tuple(a if isinstance(a, str) else _arm_spec(ArmConfig.from_value(a)) for a in args["arms"])
+            try:
+                args["arms"] = tuple(a if isinstance(a, str) else Arm.from_value(a).spec() for a in args["arms"])
+            except ArmError as err:
+                raise ServeConfigError(f"serving args: arms: {err}") from None
         return cls(**args)
 
 
@@ -289,9 +225,3 @@ def check_exposure(cfg: ServeConfig, environ: dict[str, str]) -> None:
             f"could request slates and post rewards. Set {cfg.token_env} (and {cfg.operator_token_env} for PUT /items, "
             "/stats, /experiments), bind 127.0.0.1, or pass --insecure to serve it open anyway"
         )
-
-
-def _arm_spec(arm: ArmConfig) -> str:
-    """The CLI spec string of an arm (so YAML mappings and CLI strings share one field type)."""
-    params = "".join(f",{k}={v}" for k, v in arm.params.items())
-    return f"{arm.name}={arm.policy}{params}@{arm.weight}"

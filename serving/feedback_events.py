@@ -3,7 +3,7 @@
 A shopper's path through one slot is a sequence of events (view, click, cart, purchase), each sent
 once and possibly more than once by a retrying client. Every distinct event is accepted once; a
 repeat of the same event is a ``duplicate``. The slot's reward is the strongest reward seen so far
-(``EVENT_REWARDS`` in ``serving.config``); a raw ``reward`` (no event) is its own event, counted
+(``recsys.data.schemas.EVENT_REWARDS``); a raw ``reward`` (no event) is its own event, counted
 once per slot.
 
 How the policy learns a slot whose reward grows (the choice, documented): the first event teaches
@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys.data.schemas import EVENT_TYPES
 from recsys.policies import Feedback, Policy
 from recsys.policies.evidence import PerItemPolicy
 from recsys.policies.linear import LinearPolicy, LinearPosterior
 
-EVENT_BITS: dict[str, int] = {"view": 1, "click": 2, "cart": 4, "purchase": 8, "reward": 16}
-"""One bit per event kind in a slot's ``seen`` mask; ``reward`` is a raw reward sent without an event."""
+EVENT_BITS: dict[str, int] = {name: 1 << i for i, name in enumerate((*EVENT_TYPES, "reward"))}
+"""One bit per event kind in a slot's ``seen`` mask (a uint8); ``reward`` is a raw reward sent without an event."""
 
 
 def event_bit(event: str | None) -> int:

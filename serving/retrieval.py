@@ -228,7 +228,7 @@ class ItemEmbedder:
     in a worker thread instead (torch releases the GIL in its kernels), one batch at a time, with a
     tokenizer of its own: the query path keeps the model's, and a fast tokenizer shared by two
     threads fails with "Already borrowed" as soon as one call changes its padding or truncation
-    settings while the other encodes (huggingface/tokenizers#537).
+    settings while the other encodes (the Rust tokenizer refuses a second borrow of its mutable state).
     """
 
     def __init__(self, model: TwoTower) -> None:

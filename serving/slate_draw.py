@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.policies import Context, Policy, Slate, make_policy
+from recsys.policies import Arm, Context, Policy, Slate, make_policy
 from recsys.policies.linear import LinearPolicy
-from serving.config import ArmConfig
 from serving.messages import FeaturesNeeded
 from serving.pending import DecisionContext, PendingImpression
 
@@ -28,7 +27,7 @@ class SlateDraw:
     """A slate drawn for one user and not yet logged."""
 
     user_id: int
-    arm: ArmConfig
+    arm: Arm
     ctx: Context | None
     """The candidates less the user's purchases; None with ``slate`` when nothing is left to show."""
     slate: Slate | None
@@ -40,7 +39,7 @@ class SlateDraw:
     """The user tower's output they were scored with."""
 
 
-def draw_slate(user_id: int, arm: ArmConfig, policy: Policy, ctx: Context | None, k: int, model_version: str,
+def draw_slate(user_id: int, arm: Arm, policy: Policy, ctx: Context | None, k: int, model_version: str,
                stale: bool, rng: np.random.Generator, user_vector: np.ndarray | None = None) -> SlateDraw:
     """``policy`` picks ``k`` of ``ctx`` for the user; ``stale`` = the candidates come from a model other
     than the one the linear posteriors belong to. Raises ``FeaturesNeeded`` for a linear policy given no

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from recsys.data.schemas import EVENT_TYPES
+from recsys.data.schemas import EVENT_TYPES, POSITIVE_EVENTS
 from recsys.model.config import TwoTowerConfig
 
 PROTOCOLS = ("random", "loo", "cold")
@@ -81,7 +81,7 @@ class TrainConfig:
     """Split of the events: "random" (per-user 8:1:1), "loo" (time-ordered leave-one-out) or "cold" (held-out items)."""
     cold_frac: float = 0.1
     """With --protocol cold: share of items held out of training entirely (their events are the test set)."""
-    positive_events: tuple[str, ...] = ("click", "cart", "purchase")
+    positive_events: tuple[str, ...] = POSITIVE_EVENTS
     """Event kinds that count as positive interactions; others (views) serve as impression negatives."""
     storage_path: str = ""
     """Where Ray Train keeps checkpoints: local path or cloud URI ("" = runs/training under the current dir)."""

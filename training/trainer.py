@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -52,13 +51,8 @@ class TrainResult:
 
 
 def connect() -> None:
-    """Join the cluster in RAY_ADDRESS, or start a loopback-only local Ray; no-op when Ray is up."""
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init()
-    else:
-        init_ray()
+    """Join the cluster in RAY_ADDRESS, or start a local Ray with token auth; no-op when Ray is up."""
+    init_ray()
 
 
 def check_cluster(cfg: TrainConfig) -> None:
@@ -87,7 +81,8 @@ def build_trainer(cfg: TrainConfig, *, callbacks=None, name: str | None = None, 
     """
     cfg = dataclasses.replace(cfg, name=name or cfg.name, storage_path=storage_path or cfg.storage_path)
     prepared = prepared or prepare(cfg)
-    # Materialized on the driver: a lazy read would need CPUs that the workers already hold (RAY_NOTES.md).
+    # Materialized on the driver before the workers start: a lazy read runs Ray Data tasks that need CPUs the
+    # Train workers then hold, and on a machine with no spare CPU it never finishes.
     examples = ray.data.read_parquet(prepared.path("examples.parquet")).materialize()
     per_worker = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.gpu else {})}
     return TorchTrainer(

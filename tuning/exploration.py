@@ -22,7 +22,7 @@ from tuning.offline_objective import NEEDS_FEATURES, LogObjective, OfflineConfig
 from tuning.online_objective import OnlineConfig, SimulatorObjective
 from tuning.progress import TrialLines
 from tuning.searchers import SearchKind, SearchPlan, plan_search
-from tuning.space import ALL_POLICIES, Arm, ExplorationSpace, OptunaExploration, SearchSpaceError
+from tuning.space import ALL_POLICIES, ExplorationSpace, OptunaExploration, SearchSpaceError, trial_arm
 from tuning.trials import (
     SweepInterrupted,
     check_experiment_dir,
@@ -97,7 +97,7 @@ class ExplorationSweepConfig:
 
 def exploration_trial(config: dict, objective: Objective) -> None:
     """Tune function trainable: build the arm's policy, score it, report once."""
-    tune.report(objective.evaluate(Arm.from_config(config)))
+    tune.report(objective.evaluate(trial_arm(config)))
 
 
 def seed_points(cfg: ExplorationSweepConfig) -> tuple[list[dict], list[dict]]:

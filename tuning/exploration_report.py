@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.policies import Arm
 from tuning.objective import Objective
 from tuning.plots import Curve, plot_regret_over_time, plot_reward_vs_rate
 from tuning.report import Report, write_report
 from tuning.serving_arm import snippet
-from tuning.space import BASELINES, EXPLORATION_PARAMS, Arm
+from tuning.space import BASELINES, EXPLORATION_PARAMS, trial_arm
 from tuning.trials import TrialRecord
 
 
@@ -61,14 +62,14 @@ def trial_table(records: list[TrialRecord], objective: Objective) -> pd.DataFram
     """One row per trial, best first; finished trials before failed ones."""
     rows = []
     for r in records:
-        arm = Arm.from_config(r.config) if "policy" in r.config else Arm("?")
+        arm = trial_arm(r.config) if "policy" in r.config else None
         m = r.metrics
         done = r.ok and objective.metric in m
         eligible, why = objective.eligible(m) if done else (False, "")
-        rate_name, rate = rate_of(arm)
+        rate_name, rate = rate_of(arm) if arm else (None, math.nan)
         rows.append({
-            "trial": r.trial, "status": "ok" if done else "error", "policy": arm.policy, "arm": arm.label(),
-            "params": json.dumps(arm.params), "rate_name": rate_name, "rate": rate,
+            "trial": r.trial, "status": "ok" if done else "error", "policy": arm.policy if arm else "?",
+            "arm": arm.label() if arm else "?", "params": json.dumps(arm.params if arm else {}), "rate_name": rate_name, "rate": rate,
             "objective": float(m.get(objective.metric, math.nan)),
             **{k: float(m.get(k, math.nan)) for k in ("reward", "reward_low", "reward_high", "regret", "ess")},
             "eligible": bool(eligible), "why_not": why,

@@ -1,10 +1,11 @@
 """``serendip tune hparams``: search the training hyperparameters with Ray Tune, ASHA and TPE.
 
-Tune cannot wrap a ``TorchTrainer`` directly with Train V2 (RAY_NOTES.md), so each trial is a Tune
-function that builds and ``.fit()``s one, named after the trial id (a resumed trial resumes its
-Train run from the latest checkpoint), and forwards every epoch's metrics with
-``TuneReportCallback``. The trial itself holds only the custom ``TRAIN_DRIVER`` resource; its Train
-workers hold the CPUs. The best trial's best checkpoint is exported as a normal model directory.
+A Train V2 ``TorchTrainer`` (Ray 2.60's default) is not a Tune trainable: handing a Trainer to a
+``Tuner`` is the deprecated V1 integration. So each trial is a Tune function that builds and
+``.fit()``s one, named after the trial id (a resumed trial resumes its Train run from the latest
+checkpoint), and forwards every epoch's metrics with ``TuneReportCallback``. The trial itself holds
+only the custom ``TRAIN_DRIVER`` resource; its Train workers hold the CPUs. The best trial's best
+checkpoint is exported as a normal model directory.
 """
 
 from __future__ import annotations

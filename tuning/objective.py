@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from tuning.space import Arm
+from recsys.policies import Arm
 
 
 class ObjectiveInputError(ValueError):

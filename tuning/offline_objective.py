@@ -20,8 +20,8 @@ from typing import Literal
 
 import numpy as np
 
+from recsys.policies import Arm, ArmError
 from tuning.objective import Objective, ObjectiveInputError
-from tuning.space import Arm
 
 NEEDS_FEATURES = ("linucb", "lints")
 """Policies that rank by per-item features, which a plain impressions log does not carry."""
@@ -50,16 +50,17 @@ class OfflineConfig:
     seed: int = 0
     """Seed of folds, bootstrap and Monte-Carlo propensities."""
     arm: tuple[str, ...] = ()
-    """Served logs: NAME=POLICY per served arm; with every arm named the logging propensities are pooled
-    over the arms (balanced IPS), which keeps weights bounded on a log with near-deterministic arms."""
+    """Served logs: NAME=POLICY[:param=value,...] per served arm; with every arm named the logging propensities
+    are pooled over the arms (balanced IPS), which keeps weights bounded on a log with near-deterministic arms."""
     reward_window_s: float = 3600.0
     """Served logs: the server's reward window (ServeConfig.reward_window_s); replays learn on that clock."""
 
     def __post_init__(self) -> None:
         for spec in self.arm:
-            name, eq, policy = spec.partition("=")
-            if not (eq and name and policy):
-                raise ObjectiveInputError(f"--offline.arm {spec!r}: write NAME=POLICY, e.g. control=greedy")
+            try:
+                Arm.parse(spec)
+            except ArmError as err:
+                raise ObjectiveInputError(f"--offline.arm: {err}") from None
         if self.n_boot < 50:
             raise ObjectiveInputError(f"--offline.n-boot={self.n_boot}: the lower bound needs at least 50 resamples")
         if not self.min_ess > 0:
@@ -134,7 +135,7 @@ class LogObjective(Objective):
     def _prepare_served(self, policies: tuple[str, ...]) -> None:
         """Read the served log, join its decision contexts and fit the reward model once."""
         from recsys.data.served_log import read_served_log
-        from recsys.ope.served import ItemVectors, ServedEvaluation
+        from recsys.ope.served import ItemVectors, ServedEvaluation, arm_targets
 
         if self.model is None and any(p in NEEDS_FEATURES for p in policies):
             raise ObjectiveInputError(f"offline objective: {[p for p in policies if p in NEEDS_FEATURES]} rebuild "
@@ -146,7 +147,7 @@ class LogObjective(Objective):
             catalog = Path(self.log).parent / "catalog"
             vectors = ItemVectors.load(self.model, catalog if catalog.is_dir() else None) if self.model else None
             served = ServedEvaluation.prepare(impressions, decisions, vectors, (self.cfg.estimator,), self.cfg.seed)
-            served.pool(dict(spec.split("=", 1) for spec in self.cfg.arm), self.cfg.reward_window_s)
+            served.pool(arm_targets(self.cfg.arm), self.cfg.reward_window_s)
         except (ValueError, FileNotFoundError) as err:
             raise ObjectiveInputError(f"--log {self.log} cannot be used: {err}") from err
         if served.impressions.empty:
@@ -160,7 +161,7 @@ class LogObjective(Objective):
         if self.prepared is None:
             self.check((arm.policy,))
         data = self.prepared
-        spec = arm.policy + (":" + ",".join(f"{k}={v!r}" for k, v in arm.params.items()) if arm.params else "")
+        spec = arm.spec(served=False)
         if "served" in data:
             est = data["served"].estimate(spec, (self.cfg.estimator,), clip=self.cfg.clip, n_boot=self.cfg.n_boot,
                                           alpha=self.cfg.alpha, window_s=self.cfg.reward_window_s)[0]

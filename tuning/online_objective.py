@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.policies import Arm
 from tuning.objective import Objective, ObjectiveInputError, mean_interval
-from tuning.space import Arm
 
 CURVE_POINTS = 50
 """Points of the regret-over-time curve a trial reports."""

@@ -1,7 +1,8 @@
 """Where a sweep runs: an existing Ray cluster, or an embedded local one started the way tests do.
 
 The local start declares ``TRAIN_DRIVER``, a custom resource for the Tune trial that drives a
-Train run: on 2 CPUs a 1-CPU trial plus 1-CPU Train workers never schedules (RAY_NOTES.md).
+Train run: on a 2-CPU machine a trial holding 1 CPU leaves too few for its 1-CPU Train workers,
+which then wait forever for CPUs their own trial holds.
 """
 
 from __future__ import annotations
@@ -17,16 +18,9 @@ TRAIN_DRIVER = "TRAIN_DRIVER"
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address``, or start a loopback-only local Ray; no-op when already up.
-
-    The dashboard stays on: without it Train cannot free a finished run's placement group.
-    """
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=True)
-        return
-    init_ray(num_cpus=num_cpus, resources={TRAIN_DRIVER: 4})
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a local Ray with token auth and
+    ``TRAIN_DRIVER`` slots; no-op when already up (``training.local_ray.init_ray``)."""
+    init_ray(address, num_cpus=num_cpus, resources={TRAIN_DRIVER: 4})
 
 
 def trial_driver_resources() -> dict[str, float]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 from ray import tune
+
+from recsys.policies import Arm
 
 
 class SearchSpaceError(ValueError):
@@ -290,26 +292,10 @@ class OptunaExploration:
         return None
 
 
-@dataclass(frozen=True)
-class Arm:
-    """A policy with concrete exploration parameters: one point of the exploration space."""
-
-    policy: str
-    """Policy name in ``recsys.policies.POLICIES``."""
-    params: dict = field(default_factory=dict)
-    """Exploration parameters passed to ``make_policy``."""
-
-    @classmethod
-    def from_config(cls, config: dict) -> Arm:
-        """Read the arm out of a trial config (``{"policy": name, name: {param: value}}``)."""
-        policy = config["policy"]
-        params = config.get(policy) or {}
-        return cls(policy, {k: _plain(v) for k, v in sorted(params.items())})
-
-    def label(self) -> str:
-        """Short human-readable name, e.g. ``epsilon_greedy(epsilon=0.05)``."""
-        inner = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items())
-        return f"{self.policy}({inner})"
+def trial_arm(config: dict) -> Arm:
+    """The arm of a trial config (``{"policy": name, name: {param: value}}``), parameters in name order."""
+    policy = config["policy"]
+    return Arm(policy, dict(sorted((config.get(policy) or {}).items())))
 
 
 def clip_into(params: dict[str, Param], values: dict) -> dict:
@@ -326,7 +312,3 @@ def clip_into(params: dict[str, Param], values: dict) -> dict:
             out[name] = int(round(clipped)) if p.integer else float(clipped)
     return out
 
-
-def _plain(value):
-    """numpy scalars -> Python numbers, so that configs serialize to JSON and YAML."""
-    return value.item() if isinstance(value, np.generic) else value

@@ -1,27 +1,43 @@
-"""Offline metrics: full-ranking top-K metrics, click-prediction metrics, and the evaluation protocols."""
+"""Offline metrics: full-ranking top-K metrics, click-prediction metrics, the evaluation protocols,
+and the A/B statistics of served arms (``ab``).
 
-from recsys.metrics.classification import auc, expected_calibration_error, log_loss
-from recsys.metrics.ease import EASEConfig, train_ease
-from recsys.metrics.protocols import (
-    ProtocolError,
-    evaluate_cold_items,
-    evaluate_leave_one_out,
-    evaluate_random_split,
-    popularity_scorer,
-)
-from recsys.metrics.ranking import full_ranking, rank_chunk
+Each name loads its module on first use (PEP 562), so the serving bandit reads ``recsys.metrics.ab``
+without importing torch (``ranking``) or scikit-learn (``classification``) into its replica.
+"""
 
-__all__ = [
-    "EASEConfig",
-    "ProtocolError",
-    "auc",
-    "evaluate_cold_items",
-    "evaluate_leave_one_out",
-    "evaluate_random_split",
-    "expected_calibration_error",
-    "full_ranking",
-    "log_loss",
-    "popularity_scorer",
-    "rank_chunk",
-    "train_ease",
-]
+from importlib import import_module
+
+_HOME = {
+    "ArmCounts": "ab",
+    "EASEConfig": "ease",
+    "ProtocolError": "protocols",
+    "auc": "classification",
+    "evaluate_cold_items": "protocols",
+    "evaluate_leave_one_out": "protocols",
+    "evaluate_random_split": "protocols",
+    "expected_calibration_error": "classification",
+    "experiment_report": "ab",
+    "full_ranking": "ranking",
+    "lift_interval": "ab",
+    "log_loss": "classification",
+    "popularity_scorer": "protocols",
+    "rank_chunk": "ranking",
+    "train_ease": "ease",
+    "two_proportion_p_value": "ab",
+    "wilson_interval": "ab",
+}
+"""Exported name -> the module of this package that defines it."""
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    """Import the module behind ``name`` when it is first asked for."""
+    if name not in _HOME:
+        raise AttributeError(f"module 'recsys.metrics' has no attribute {name!r}")
+    return getattr(import_module(f"recsys.metrics.{_HOME[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    """The exported names, loaded or not."""
+    return __all__

@@ -23,7 +23,8 @@ from recsys.ope.estimators import ESTIMATORS, NEEDS_REWARD_MODEL
 from recsys.ope.features import impression_features, item_index, obd_features
 from recsys.ope.log_evaluation import evaluate_log
 from recsys.ope.reward_model import KINDS, RewardModelConfig, cross_fit
-from recsys.ope.targets import BUILT_IN, build_target, parse_policy_spec
+from recsys.ope.targets import BUILT_IN, build_target
+from recsys.policies import Arm, ArmError
 
 
 @dataclass
@@ -63,8 +64,9 @@ class EvaluateConfig:
     catalog: Path | None = None
     """Served logs: the state directory's catalog/ of products added while serving (default: beside the log)."""
     arm: tuple[str, ...] = ()
-    """Served logs: NAME=POLICY per served arm (e.g. control=greedy picked=ucb1:c=0.05): each checks itself,
-    and with every arm named the logging propensities are pooled over the arms (balanced IPS)."""
+    """Served logs: each served arm as NAME=POLICY[:param=value,...] (e.g. control=greedy picked=ucb1:c=0.05, the
+    ``serendip serve --arms`` form; a weight is ignored): each checks itself, and with every arm named the logging
+    propensities are pooled over the arms (balanced IPS)."""
     reward_window_s: float = 3600.0
     """Served logs: the server's reward window (ServeConfig.reward_window_s); replays learn on that clock."""
 
@@ -80,8 +82,12 @@ class EvaluateConfig:
             )
         if not self.policy:
             raise ValueError("EvaluateConfig.policy: name at least one policy, e.g. --policy logged uniform")
-        for spec in self.policy:
-            parse_policy_spec(spec)
+        for field_name in ("policy", "arm"):
+            for spec in getattr(self, field_name):
+                try:
+                    Arm.parse(spec)
+                except ArmError as err:
+                    raise ArmError(f"EvaluateConfig.{field_name}: {err}") from None
         if self.reward_model not in KINDS:
             raise ValueError(
                 f"EvaluateConfig.reward_model={self.reward_model!r}; choose one of {', '.join(KINDS)}"
@@ -90,11 +96,6 @@ class EvaluateConfig:
             raise ValueError(f"EvaluateConfig.n_boot={self.n_boot} must be 0 (no intervals) or at least 2")
         if self.out is not None and Path(self.out).suffix not in (".csv", ".json"):
             raise ValueError(f"EvaluateConfig.out={self.out}: name it .csv or .json")
-        for spec in self.arm:
-            name, eq, policy = spec.partition("=")
-            if not eq or not name or not policy:
-                raise ValueError(f"EvaluateConfig.arm={spec!r}: write NAME=POLICY, e.g. control=greedy")
-            parse_policy_spec(policy)
 
     @property
     def served(self) -> bool:
@@ -103,7 +104,7 @@ class EvaluateConfig:
 
     def needs_reward_model(self) -> bool:
         """Whether any requested estimator or policy reads the cross-fitted reward model."""
-        model_policies = any(parse_policy_spec(p)[0] not in BUILT_IN for p in self.policy)
+        model_policies = any(Arm.parse(p).policy not in BUILT_IN for p in self.policy)
         return model_policies or not self.estimators or bool(NEEDS_REWARD_MODEL & set(self.estimators))
 
 
@@ -164,13 +165,13 @@ def evaluate_served_log(cfg: EvaluateConfig) -> pd.DataFrame:
     """``evaluate`` on a served log directory: every policy replayed on the logged decision contexts."""
     from recsys.data.served_log import read_served_log
     from recsys.ope.served import ESTIMATORS as SERVED
-    from recsys.ope.served import ItemVectors, evaluate_served
+    from recsys.ope.served import ItemVectors, arm_targets, evaluate_served
 
     impressions, decisions = read_served_log(cfg.log)
     catalog = cfg.catalog or Path(cfg.log).parent / "catalog"
     vectors = ItemVectors.load(cfg.model, catalog if catalog.is_dir() else None) if cfg.model else None
     policies = tuple(p for p in cfg.policy if p not in BUILT_IN)
-    arms = dict(spec.split("=", 1) for spec in cfg.arm)
+    arms = arm_targets(cfg.arm)
     estimators = tuple(e for e in (cfg.estimators or SERVED) if e in SERVED)
     table = evaluate_served(impressions, decisions, policies, arms, vectors, estimators, cfg.clip, cfg.n_boot,
                             cfg.seed, cfg.alpha, cfg.reward_window_s)

@@ -20,6 +20,7 @@ logistic regression on the candidate's model log-odds and its position (Dudík, 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +29,7 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from recsys.ope.estimators import RewardPredictions, estimate
-from recsys.ope.targets import parse_policy_spec
-from recsys.policies import Context, Feedback, Policy, linear_policy_features, make_policy
+from recsys.policies import Arm, Context, Feedback, Policy, linear_policy_features
 from recsys.policies.linear import LinearPolicy
 
 ESTIMATORS = ("ips", "snips", "dr", "sndr")
@@ -242,8 +242,7 @@ class ServedEvaluation:
         """``replay_target`` of the policy ``spec`` (cached: a served arm's replay serves its self-check too)."""
         key = (spec, learn_from, window_s)
         if key not in self._replays:
-            name, params = parse_policy_spec(spec)
-            self._replays[key] = replay_target(make_policy(name, **params), self.slates, len(self.impressions),
+            self._replays[key] = replay_target(Arm.parse(spec).build(), self.slates, len(self.impressions),
                                                self.impressions, self.predict, learn_from, self.seed, window_s)
         return self._replays[key]
 
@@ -275,6 +274,13 @@ class ServedEvaluation:
                          positions=imp["position"].to_numpy(), clip=clip, n_boot=n_boot, seed=self.seed,
                          clusters=imp["impression_id"].to_numpy(), alpha=alpha)
                 for e in estimators]
+
+
+def arm_targets(specs: Sequence[str]) -> dict[str, str]:
+    """The served arms named as ``NAME=POLICY[:param=value,...][@WEIGHT]`` -> {arm name: policy spec}
+    (the weight is left out: pooling weighs each arm by its share of the log's slates)."""
+    arms = [Arm.parse(spec) for spec in specs]
+    return {arm.name: arm.spec(served=False) for arm in arms}
 
 
 def evaluate_served(impressions: pd.DataFrame, decisions: pd.DataFrame | None, policies: tuple[str, ...],

@@ -9,7 +9,6 @@ click probability as its prior.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,30 +24,11 @@ class TargetPolicy:
     """A candidate policy's probabilities on a log's rows."""
 
     name: str
-    """How the policy was asked for, e.g. 'softmax:temperature=0.5'."""
+    """How the policy was asked for, an arm spec such as 'softmax:temperature=0.5'."""
     action_dist: np.ndarray
     """(n, n_items): P(item at the row's position | row context) under the policy."""
     propensity: np.ndarray
     """(n,): the policy's probability of each row's logged item at its logged position."""
-
-
-def parse_policy_spec(spec: str) -> tuple[str, dict]:
-    """'softmax:temperature=0.5,floor=0.01' -> ('softmax', {'temperature': 0.5, 'floor': 0.01})."""
-    name, _, rest = spec.partition(":")
-    params = {}
-    for pair in filter(None, rest.split(",")):
-        key, eq, value = pair.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(
-                f"policy {spec!r}: {pair!r} is not key=value; write e.g. softmax:temperature=0.5"
-            )
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value
-    if not name.strip():
-        raise ValueError(f"policy {spec!r} has no name; write e.g. 'uniform' or 'softmax:temperature=0.5'")
-    return name.strip(), params
 
 
 def marginal_action_dist(
@@ -89,14 +69,13 @@ def policy_target(
     item_ids: np.ndarray | None = None,
     seed: int = 0,
 ) -> TargetPolicy:
-    """A ``recsys.policies`` policy (``make_policy(name, **params)``) ranking by logit(q_hat).
+    """A ``recsys.policies`` policy, named by an arm spec (``softmax:temperature=0.5``), ranking by logit(q_hat).
 
     Rows with equal predictions share one ``action_distribution`` call (OBD's contexts repeat).
     """
-    from recsys.policies import Context, make_policy
+    from recsys.policies import Arm, Context
 
-    name, params = parse_policy_spec(spec)
-    policy = make_policy(name, **params)
+    policy = Arm.parse(spec).build()
     q = np.clip(np.asarray(q_hat, dtype=np.float64), 1e-6, 1 - 1e-6)
     ids = np.arange(q.shape[1]) if item_ids is None else np.asarray(item_ids)
     contexts, row_context = np.unique(q, axis=0, return_inverse=True)
@@ -119,7 +98,7 @@ def build_target(
     item_ids: np.ndarray | None = None,
     seed: int = 0,
 ) -> TargetPolicy:
-    """The target named by ``spec``: 'logged', 'uniform', or a recsys.policies name with params."""
+    """The target named by ``spec``: 'logged', 'uniform', or a recsys.policies arm spec (``POLICY[:param=value,...]``)."""
     actions, positions = np.asarray(actions), np.asarray(positions)
     if spec == "logged":
         target = logged_target(actions, positions, propensity, n_items)

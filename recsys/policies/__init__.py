@@ -4,6 +4,7 @@ The serving bandit actor and the tuning sweeps use these same classes. See ``bas
 data types and what a propensity means, ``propensity`` for how each is computed.
 """
 
+from recsys.policies.arm import Arm, ArmError
 from recsys.policies.base import Context, Feedback, Policy, Slate
 from recsys.policies.epsilon import EpsilonGreedy
 from recsys.policies.features import linear_policy_features
@@ -18,6 +19,8 @@ from recsys.policies.ucb import UCB1
 
 __all__ = [
     "POLICIES",
+    "Arm",
+    "ArmError",
     "Context",
     "EpsilonGreedy",
     "Feedback",

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.policies import Arm
 from serendip.demo import ARM_WEIGHTS, FULL, PICKED_SHARE, QUICK, DemoConfig, Traffic, ab_arms, served_pick
 from serendip.report import arm_table, curl_lines, latency_table, lift_table, lifts, new_item_table, verdict
 from serving.config import ServeConfig
-from tuning.space import Arm
 
 
 def visits(arm: str, clicks: list[int], new_shown: int = 0, new_clicks: list[int] | None = None,
@@ -75,8 +75,8 @@ def test_the_verdict_gives_the_value_of_learning_and_of_exploration(arms, won, w
 
 def test_the_demo_serves_three_arms_with_greedy_the_control_first():
     arms = ab_arms(Arm("thompson", {"prior_strength": 3.0}))
-    assert arms == ("greedy=greedy@1.41421", "static=static@1", "picked=thompson,prior_strength=3@1")
-    served = ServeConfig(model="m", arms=arms).arm_configs()
+    assert arms == ("greedy@1.4142135623730951", "static", "picked=thompson:prior_strength=3")
+    served = ServeConfig(model="m", arms=arms).served_arms()
     assert [(a.name, a.policy) for a in served] == [("greedy", "greedy"), ("static", "static"), ("picked", "thompson")]
     assert PICKED_SHARE == pytest.approx(1 / (2 + 2**0.5)) and ARM_WEIGHTS["greedy"] == pytest.approx(2**0.5)
 
@@ -152,7 +152,7 @@ def test_the_report_and_summary_give_the_three_arms_both_lifts_and_each_phase(tm
                       recommend_ms=[5.0, 7.0, 9.0], feedback_ms=[2.0, 3.0], injected_round=QUICK.rounds // 3)
     (tmp_path / "sweep").mkdir()
     table = pd.DataFrame({"status": ["ok"] * 10, "policy": ["thompson"] * 8 + ["static", "greedy"],
-                          "arm": [f"thompson(prior_strength={i})" for i in range(8)] + ["static()", "greedy()"],
+                          "arm": [f"thompson:prior_strength={i}" for i in range(8)] + ["static", "greedy"],
                           "regret": np.arange(10.0)})
     swept = SimpleNamespace(pick=Arm("greedy"), pick_value=10.5, explorer=Arm("thompson", {"prior_strength": 0.0}),
                             explorer_value=12.5, report=tmp_path / "sweep" / "report.md", table=table)
@@ -168,14 +168,14 @@ def test_the_report_and_summary_give_the_three_arms_both_lifts_and_each_phase(tm
     report = path.read_text()
     assert ("- **Time per phase** (wall s / CPU s of the demo's processes): simulate 0.1/0.1, ray start 8/6.5, "
             "train 40/61.2; total 48 s wall before the report.") in report
-    assert ("`greedy()` (regret 10.5 in replay); it does not explore, so the A/B serves the best exploring trial, "
-            "`thompson(prior_strength=0)` (regret 12.5)") in report
-    assert "| static() |" in report and "| greedy() |" in report  # the baselines shown beyond the top 8
+    assert ("`greedy` (regret 10.5 in replay); it does not explore, so the A/B serves the best exploring trial, "
+            "`thompson:prior_strength=0` (regret 12.5)") in report
+    assert "| static |" in report and "| greedy |" in report  # the baselines shown beyond the top 8
     summary = json.loads((tmp_path / "summary.json").read_text())  # strict JSON: no NaN
     assert summary["phases"] == phases
-    assert (summary["picked"], summary["sweep_pick"]) == ("thompson(prior_strength=0)", "greedy()")
+    assert (summary["picked"], summary["sweep_pick"]) == ("thompson:prior_strength=0", "greedy")
     assert list(summary["arms"]) == ["greedy", "static", "picked"]
-    assert summary["arms"]["picked"]["policy"] == "thompson(prior_strength=0)"
+    assert summary["arms"]["picked"]["policy"] == "thompson:prior_strength=0"
     assert all(summary["arms"][a]["visits"] == 4 * QUICK.rounds for a in summary["arms"])
     for name in ("lift_learning", "lift_exploration", "lift_learning_new_products", "lift_exploration_new_products"):
         assert summary[name]["low"] <= summary[name]["lift"] <= summary[name]["high"], name
@@ -204,7 +204,7 @@ def test_the_loop_run_twice_reports_both_generations_the_models_and_the_off_poli
                           "model1": {"ndcg10": 0.12, "recall10": 0.22}, "popularity": {"ndcg10": 0.05, "recall10": 0.1}})
     swept = SimpleNamespace(pick=Arm("thompson"), pick_value=1.0, explorer=Arm("thompson"), explorer_value=1.0,
                             report=tmp_path / "sweep" / "report.md",
-                            table=pd.DataFrame({"status": ["ok"], "policy": ["thompson"], "arm": ["thompson()"],
+                            table=pd.DataFrame({"status": ["ok"], "policy": ["thompson"], "arm": ["thompson"],
                                                 "regret": [1.0]}))
     outcome = DemoOutcome(run=tmp_path, config=DemoConfig(quick=True), budget=QUICK,
                           trained=SimpleNamespace(metrics=[], model_dir=tmp_path / "model", stopped=""), swept=swept,

@@ -69,27 +69,7 @@ def run_drill(name: str, workdir: Path, timeout_s: float) -> dict:
     return json.loads(lines[-1])
 
 
-def missing(*names: str) -> str | None:
-    """The first of ``module:attr`` names that cannot be imported yet, or None."""
-    import importlib
-
-    for name in names:
-        module, _, attr = name.partition(":")
-        try:
-            if attr and not hasattr(importlib.import_module(module), attr):
-                return name
-            importlib.import_module(module)
-        except ImportError:
-            return name
-    return None
-
-
-TRAIN_NEEDS = missing("training.config:TrainConfig", "training.trainer:fit", "recsys.model:build_tiny_base", "recsys.simulator:simulate")
-SERVE_NEEDS = missing("serving.app:graph", "serving.config:ServeConfig", "recsys.model:TwoTower")
-
-
 @pytest.mark.timeout(DRILL_TIMEOUT_S + 60)
-@pytest.mark.skipif(TRAIN_NEEDS is not None, reason=f"needs {TRAIN_NEEDS} (issue 3, training) which is not there yet")
 def test_training_resumes_from_its_checkpoint_when_a_node_dies(tmp_path):
     result = run_drill("train", tmp_path, timeout_s=DRILL_TIMEOUT_S)
     print(json.dumps(result))
@@ -102,7 +82,6 @@ def test_training_resumes_from_its_checkpoint_when_a_node_dies(tmp_path):
 
 
 @pytest.mark.timeout(DRILL_TIMEOUT_S + 60)
-@pytest.mark.skipif(SERVE_NEEDS is not None, reason=f"needs {SERVE_NEEDS} (issue 5, serving) which is not there yet")
 def test_serve_keeps_answering_while_a_scorer_node_dies(tmp_path):
     result = run_drill("serve", tmp_path, timeout_s=DRILL_TIMEOUT_S)
     print(json.dumps(result))
@@ -322,7 +301,6 @@ REQUEST_TIMEOUT_S = 10.0
 
 
 @pytest.mark.timeout(DRILL_TIMEOUT_S + 60)
-@pytest.mark.skipif(SERVE_NEEDS is not None, reason=f"needs {SERVE_NEEDS} (issue 5, serving) which is not there yet")
 def test_the_bandit_comes_back_on_the_surviving_node_when_its_node_is_hard_killed(tmp_path):
     """SIGKILL every process of the node holding the bandit replica (no graceful ``remove_node``).
 

@@ -197,8 +197,6 @@ def test_stop_gives_a_nonzero_exit_code(ray_head, capsys):
     assert f"{job}: STOPPED" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not (PROJECT_ROOT / "training" / "__main__.py").exists(),
-                    reason="`python -m training` is not wired yet (training/__main__.py, the lead's)")
 def test_a_tiny_training_job_writes_its_model_and_checkpoints(ray_head, tmp_path):
     from recsys.model import build_tiny_base
     from recsys.simulator import SimulateConfig, simulate

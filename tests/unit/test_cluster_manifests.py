@@ -124,7 +124,6 @@ def test_a_rayservice_without_applications_is_reported():
         "s.yaml RayService: serveConfigV2 needs `applications`, each with an import_path"]
 
 
-@pytest.mark.skipif(not SERVE_CONFIG.exists(), reason="serving/config.yaml not written yet (issue 5, serving)")
 def test_the_committed_rayservice_is_serving_config_yaml_on_the_shared_volume():
     doc = load_documents(RAYCLUSTER.parent / "rayservice.yaml")[0]
     assert doc["spec"]["serveConfigV2"] == cluster_serve_config(SERVE_CONFIG.read_text())

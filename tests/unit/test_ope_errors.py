@@ -11,7 +11,6 @@ from recsys.ope.estimators import RewardPredictions, estimate
 from recsys.ope.evaluate import EvaluateConfig
 from recsys.ope.propensity import check_action_dist, logged_action_probability
 from recsys.ope.reward_model import RewardModelConfig, cross_fit
-from recsys.ope.targets import parse_policy_spec
 
 R = [1.0, 0.0, 1.0, 0.0]
 PB = [0.5, 0.5, 0.25, 0.25]
@@ -186,12 +185,12 @@ REWARDS = np.array([1.0, 0, 0, 1, 0, 0])
             "RewardModelConfig.categorical names column 2 but the features have 2 columns",
         ),
         (
-            lambda: parse_policy_spec("softmax:temperature"),
-            "policy 'softmax:temperature': 'temperature' is not key=value; write e.g. softmax:temperature=0.5",
+            lambda: EvaluateConfig(log="a.parquet", policy=("softmax:temperature",)),
+            "EvaluateConfig.policy: arm 'softmax:temperature': parameter 'temperature' must be name=number",
         ),
         (
-            lambda: parse_policy_spec(":temperature=1"),
-            "policy ':temperature=1' has no name; write e.g. 'uniform' or 'softmax:temperature=0.5'",
+            lambda: EvaluateConfig(log="a.parquet", policy=("greedy",), arm=("explore=lints,scale=0.5",)),
+            "EvaluateConfig.arm: arm 'explore=lints,scale=0.5': parameters follow the policy after a colon",
         ),
         (
             lambda: EvaluateConfig(),

@@ -12,7 +12,7 @@ import tyro
 from recsys.data import write_table
 from recsys.ope.evaluate import EvaluateConfig, evaluate
 from recsys.ope.log_evaluation import evaluate_log
-from recsys.ope.targets import build_target, marginal_action_dist, parse_policy_spec
+from recsys.ope.targets import build_target, marginal_action_dist
 
 OBD = Path(__file__).resolve().parents[3] / "shared" / "data" / "obd"
 
@@ -105,14 +105,6 @@ def test_a_policies_target_ranks_by_the_reward_model():
     )
     np.testing.assert_allclose(soft.action_dist.sum(axis=1), 1.0)
     assert soft.action_dist[0].argmax() == 1
-
-
-def test_policy_specs_parse_json_values():
-    assert parse_policy_spec("softmax:temperature=0.5,n_draws=300") == (
-        "softmax",
-        {"temperature": 0.5, "n_draws": 300},
-    )
-    assert parse_policy_spec("uniform") == ("uniform", {})
 
 
 def test_serendip_evaluate_reads_an_impressions_file_and_prints_the_table(tmp_path, capsys):

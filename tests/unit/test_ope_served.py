@@ -13,9 +13,9 @@ from scipy.special import logit
 
 from recsys.data.served_log import read_served_log
 from recsys.ope.served import ServedEvaluation, ServedLogError, evaluate_served, replay_target
-from recsys.policies import Context, make_policy
-from serving.bandit_state import BanditSettings, BanditState
-from serving.config import ArmConfig
+from recsys.policies import Arm, Context, make_policy
+from serving.bandit_state import BanditState
+from serving.config import ServeConfig
 
 ARMS = {"control": "static", "learner": "greedy", "ts": "thompson:n_draws=50"}
 
@@ -28,8 +28,8 @@ def served_log(tmp_path_factory):
     rng, clock = np.random.default_rng(0), Clock()
     prior = rng.uniform(0.02, 0.2, 40)
     truth = np.clip(prior * rng.lognormal(0.0, 0.7, 40), 0, 1)
-    arms = [ArmConfig(name, spec.partition(":")[0], {"n_draws": 50} if name == "ts" else {}) for name, spec in ARMS.items()]
-    state = BanditState(BanditSettings(state_dir=root, reward_window_s=5, log_batch_rows=500), arms, clock=clock)
+    arms = [Arm(spec.partition(":")[0], {"n_draws": 50} if name == "ts" else {}, name) for name, spec in ARMS.items()]
+    state = BanditState(ServeConfig(model="m", state_dir=root, reward_window_s=5, log_batch_rows=500), arms, clock=clock)
 
     async def serve():
         for user in range(1500):
@@ -99,7 +99,6 @@ def test_a_linear_target_without_the_model_says_what_to_pass(served_log):
 def test_the_exploration_sweeps_offline_objective_reads_a_served_log_directory(served_log):
     """`serendip tune exploration --log DIR` scores a trial on the served log's contexts."""
     from tuning.offline_objective import LogObjective, OfflineConfig
-    from tuning.space import Arm
 
     arms = tuple(f"{name}={spec}" for name, spec in ARMS.items())
     pooled = LogObjective(served_log, None, OfflineConfig(estimator="snips", n_boot=50, arm=arms, reward_window_s=5))

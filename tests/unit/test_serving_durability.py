@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from clock import Clock
 
-from recsys.policies import Context
+from recsys.policies import Arm, Context
 from serving.bandit import Bandit
-from serving.bandit_state import BanditSettings, BanditState, Overloaded
-from serving.config import ArmConfig
+from serving.bandit_state import BanditState, Overloaded
+from serving.config import ServeConfig
 from serving.ingress import http_error
 from serving.wal import WalFailed
 
@@ -23,7 +23,7 @@ def context(rng, n=20, d=4):
 
 
 def open_state(tmp_path, arms, clock=None, **kw):
-    settings = BanditSettings(state_dir=tmp_path, reward_window_s=60, snapshot_every=1000, log_batch_rows=10, **kw)
+    settings = ServeConfig(model="m", state_dir=tmp_path, reward_window_s=60, snapshot_every=1000, log_batch_rows=10, **kw)
     return BanditState(settings, arms, clock=clock or Clock())
 
 
@@ -43,7 +43,7 @@ def learned(policy):
 
 
 def test_a_failed_fsync_stops_feedback_and_makes_the_bandit_unhealthy(tmp_path, monkeypatch):
-    state = open_state(tmp_path, [ArmConfig("ts", "thompson")])
+    state = open_state(tmp_path, [Arm("thompson", name="ts")])
     body = state.select(1, context(np.random.default_rng(0)), 3)
     shell = SimpleNamespace(state=state, _ensure_ticker=lambda: None)
     run(Bandit.func_or_class.check_health(shell))  # healthy
@@ -78,7 +78,7 @@ def test_downstream_errors_answer_with_retry_after_never_500(err, status, says):
 
 
 def test_a_record_that_cannot_apply_is_never_appended(tmp_path):
-    state = open_state(tmp_path, [ArmConfig("ts", "thompson")])
+    state = open_state(tmp_path, [Arm("thompson", name="ts")])
     body = state.select(1, context(np.random.default_rng(1)), 3)
     before = state.wal.appended_lsn
     with pytest.raises(ValueError, match="not in \\[0, 1\\]"):
@@ -89,7 +89,7 @@ def test_a_record_that_cannot_apply_is_never_appended(tmp_path):
 
 def test_a_poison_record_is_quarantined_and_the_rest_replays(tmp_path):
     clock, rng = Clock(), np.random.default_rng(2)
-    state = open_state(tmp_path, [ArmConfig("ts", "thompson")], clock)
+    state = open_state(tmp_path, [Arm("thompson", name="ts")], clock)
     body = state.select(1, context(rng), 3)
     run(state.feedback(body["impression_id"], body["items"][0]["item_id"], event="click"))
     run(state.wal.commit(state.lsn))
@@ -143,7 +143,7 @@ def events(state, body, slot, names):
 
 @pytest.mark.parametrize("policy", ["thompson", "linucb"])
 def test_view_then_click_learns_what_a_click_alone_teaches(tmp_path, policy):
-    arms = [ArmConfig("a", policy)]
+    arms = [Arm(policy, name="a")]
     states = [open_state(tmp_path / name, arms) for name in ("upgraded", "direct")]
     bodies = [s.select(1, context(np.random.default_rng(3)), 3) for s in states]
     assert events(states[0], bodies[0], 0, ["view", "click", "click", "view"]) == [
@@ -158,7 +158,7 @@ def test_view_then_click_learns_what_a_click_alone_teaches(tmp_path, policy):
 
 
 def test_a_purchase_after_a_click_reaches_the_purchase_exclusion(tmp_path):
-    state = open_state(tmp_path, [ArmConfig("ts", "thompson")])
+    state = open_state(tmp_path, [Arm("thompson", name="ts")])
     ctx = context(np.random.default_rng(4))
     body = state.select(7, ctx, 3)
     bought = body["items"][1]["item_id"]
@@ -170,7 +170,7 @@ def test_a_purchase_after_a_click_reaches_the_purchase_exclusion(tmp_path):
 
 
 def test_a_weaker_event_after_a_stronger_one_changes_no_reward(tmp_path):
-    state = open_state(tmp_path, [ArmConfig("ts", "thompson")])
+    state = open_state(tmp_path, [Arm("thompson", name="ts")])
     body = state.select(1, context(np.random.default_rng(5)), 3)
     events(state, body, 0, ["purchase"])
     before = learned(state.policies[("ts", "thompson")])
@@ -183,7 +183,7 @@ def test_a_weaker_event_after_a_stronger_one_changes_no_reward(tmp_path):
 
 
 def test_recommend_returns_after_the_impression_is_fsynced(tmp_path):
-    state = open_state(tmp_path, [ArmConfig("ts", "thompson")], wal_group_wait_s=0.05)
+    state = open_state(tmp_path, [Arm("thompson", name="ts")], wal_group_wait_s=0.05)
     body = run(state.recommend(1, context(np.random.default_rng(6)), 3))
     assert body["impression_id"] and state.wal.durable_lsn == state.lsn == state.wal.appended_lsn
 
@@ -193,7 +193,7 @@ def test_recommend_returns_after_the_impression_is_fsynced(tmp_path):
 
 def test_pending_impressions_are_bounded_and_free_as_windows_close(tmp_path):
     clock, rng = Clock(), np.random.default_rng(7)
-    state = open_state(tmp_path, [ArmConfig("lin", "linucb")], clock, max_pending_mb=0.01)
+    state = open_state(tmp_path, [Arm("linucb", name="lin")], clock, max_pending_mb=0.01)
     served = 0
     with pytest.raises(Overloaded, match="max_pending_mb=0.01"):
         for _ in range(1000):

@@ -15,11 +15,11 @@ import pytest
 import ray
 
 from recsys.model import ItemTable
-from recsys.policies import Context
+from recsys.policies import Arm, Context
 from serving.api import RecommendRequest
-from serving.bandit_state import BanditSettings, BanditState
+from serving.bandit_state import BanditState
 from serving.catalog import CatalogFull
-from serving.config import ArmConfig
+from serving.config import ServeConfig
 from serving.ingress import http_error
 from serving.messages import (
     ExpiredImpression,
@@ -94,8 +94,8 @@ def test_the_loop_keeps_ticking_while_a_large_batch_is_scored(model):
 
 def heavy_state(tmp_path):
     """A Thompson arm whose propensities take thousands of Monte Carlo draws over many candidates."""
-    settings = BanditSettings(state_dir=tmp_path, reward_window_s=60, wal_group_wait_s=0.0)
-    return BanditState(settings, [ArmConfig("ts", "thompson", {"n_draws": 10_000})])
+    settings = ServeConfig(model="m", state_dir=tmp_path, reward_window_s=60, wal_group_wait_s=0.0)
+    return BanditState(settings, [Arm("thompson", {"n_draws": 10_000}, name="ts")])
 
 
 def candidates(rng, n=400):
@@ -153,8 +153,8 @@ def test_changes_wait_for_a_draw_in_flight_so_the_state_keeps_one_writer(tmp_pat
 
 
 def test_a_linear_arm_without_features_logs_nothing(tmp_path):
-    settings = BanditSettings(state_dir=tmp_path, reward_window_s=60)
-    state = BanditState(settings, [ArmConfig("lin", "linucb")])
+    settings = ServeConfig(model="m", state_dir=tmp_path, reward_window_s=60)
+    state = BanditState(settings, [Arm("linucb", name="lin")])
     try:
         before = state.lsn
         with pytest.raises(FeaturesNeeded):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from clock import Clock
 
-from recsys.policies import Context
-from serving.bandit_state import BanditSettings, BanditState
+from recsys.policies import Arm, Context
+from serving.bandit_state import BanditState
 from serving.catalog import CatalogStore
-from serving.config import ArmConfig
+from serving.config import ServeConfig
 
-ARMS = [ArmConfig("items", "thompson"), ArmConfig("lin", "linucb")]
+ARMS = [Arm("thompson", name="items"), Arm("linucb", name="lin")]
 
 
 def context(rng, d, n=20):
@@ -21,7 +21,7 @@ def context(rng, d, n=20):
 
 
 def open_state(tmp_path, clock, arms=ARMS, snapshot_every=1000):
-    settings = BanditSettings(state_dir=tmp_path, reward_window_s=60, snapshot_every=snapshot_every, log_batch_rows=10)
+    settings = ServeConfig(model="m", state_dir=tmp_path, reward_window_s=60, snapshot_every=snapshot_every, log_batch_rows=10)
     return BanditState(settings, arms, clock=clock)
 
 

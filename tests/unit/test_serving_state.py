@@ -9,13 +9,13 @@ import pytest
 from clock import Clock
 
 from recsys.data.served_log import read_served_log
-from recsys.policies import Context
-from serving.bandit_state import BanditSettings, BanditState, ExpiredImpression, UnknownImpression
-from serving.config import ArmConfig
+from recsys.policies import Arm, Context
+from serving.bandit_state import BanditState, ExpiredImpression, UnknownImpression
+from serving.config import ServeConfig
 from serving.messages import ArmRoute, FeaturesNeeded
 
-ARMS = [ArmConfig("control", "greedy"), ArmConfig("explore", "epsilon_greedy", {"epsilon": 0.3}),
-        ArmConfig("ts", "thompson"), ArmConfig("lin", "linucb")]
+ARMS = [Arm("greedy", name="control"), Arm("epsilon_greedy", {"epsilon": 0.3}, name="explore"),
+        Arm("thompson", name="ts"), Arm("linucb", name="lin")]
 
 
 def context(rng, n=30, d=4):
@@ -23,7 +23,7 @@ def context(rng, n=30, d=4):
 
 
 def open_state(tmp_path, clock, arms=ARMS, **kw):
-    settings = BanditSettings(state_dir=tmp_path, reward_window_s=60, snapshot_every=kw.pop("snapshot_every", 7),
+    settings = ServeConfig(model="m", state_dir=tmp_path, reward_window_s=60, snapshot_every=kw.pop("snapshot_every", 7),
                               log_batch_rows=10, **kw)
     return BanditState(settings, arms, clock=clock)
 
@@ -69,7 +69,7 @@ def test_a_crashed_writer_is_replayed_to_the_acknowledged_state(tmp_path):
 
 def test_feedback_is_applied_once_per_impression_item_and_event(tmp_path):
     clock, rng = Clock(), np.random.default_rng(1)
-    state = open_state(tmp_path, clock, arms=[ArmConfig("ts", "thompson")])
+    state = open_state(tmp_path, clock, arms=[Arm("thompson", name="ts")])
     body = state.select(1, context(rng), 3)
     item = body["items"][0]["item_id"]
     statuses = asyncio.run(_feedback_twice(state, body["impression_id"], item))
@@ -103,7 +103,7 @@ def test_unknown_feedback_is_refused(tmp_path, tamper, error, match):
 
 def test_the_window_closes_with_reward_zero_and_late_feedback_is_refused(tmp_path):
     clock, rng = Clock(), np.random.default_rng(3)
-    state = open_state(tmp_path, clock, arms=[ArmConfig("ts", "thompson")])
+    state = open_state(tmp_path, clock, arms=[Arm("thompson", name="ts")])
     ctx = context(rng)
     body = state.select(5, ctx, 4, model_version="m1@abc", user_vector=np.arange(3.0))
     shown = [i["item_id"] for i in body["items"]]
@@ -133,11 +133,11 @@ def test_the_window_closes_with_reward_zero_and_late_feedback_is_refused(tmp_pat
 
 def test_reconfigure_changes_exploration_and_keeps_the_posterior(tmp_path):
     clock, rng = Clock(), np.random.default_rng(4)
-    state = open_state(tmp_path, clock, arms=[ArmConfig("main", "epsilon_greedy", {"epsilon": 0.0})])
+    state = open_state(tmp_path, clock, arms=[Arm("epsilon_greedy", {"epsilon": 0.0}, name="main")])
     serve_and_feedback(state, rng, range(10))
     learned = state.policies[("main", "epsilon_greedy")].n_updates
     assert all(not i["explored"] for i in state.select(1, context(rng), 5)["items"])
-    state.reconfigure([ArmConfig("main", "epsilon_greedy", {"epsilon": 1.0})])
+    state.reconfigure([Arm("epsilon_greedy", {"epsilon": 1.0}, name="main")])
     policy = state.policies[("main", "epsilon_greedy")]
     assert policy.epsilon == 1.0 and policy.n_updates == learned
     explored = [i["explored"] for _ in range(10) for i in state.select(1, context(rng), 5)["items"]]
@@ -150,15 +150,15 @@ def test_bad_reconfiguration_is_refused_before_it_is_logged(tmp_path):
     state = open_state(tmp_path, Clock())
     lsn = state.lsn
     with pytest.raises(ValueError, match="policy 'bogus' is unknown"):
-        state.reconfigure([ArmConfig("a", "bogus")])
+        state.reconfigure([Arm("bogus", name="a")])
     with pytest.raises(ValueError, match="has no parameter 'epsilon'"):
-        state.reconfigure([ArmConfig("a", "greedy", {"epsilon": 0.1})])
+        state.reconfigure([Arm("greedy", {"epsilon": 0.1}, name="a")])
     assert state.lsn == lsn
 
 
 def test_purchased_items_are_not_recommended_again(tmp_path):
     clock, rng = Clock(), np.random.default_rng(5)
-    state = open_state(tmp_path, clock, arms=[ArmConfig("g", "greedy")])
+    state = open_state(tmp_path, clock, arms=[Arm("greedy", name="g")])
     ctx = context(rng, n=6)
     body = state.select(9, ctx, 3)
     bought = body["items"][0]["item_id"]
@@ -170,7 +170,7 @@ def test_purchased_items_are_not_recommended_again(tmp_path):
 
 def test_a_linear_arm_asks_for_features_and_only_it_keeps_them(tmp_path):
     clock, rng = Clock(), np.random.default_rng(6)
-    state = open_state(tmp_path, clock, arms=[ArmConfig("lin", "linucb")])
+    state = open_state(tmp_path, clock, arms=[Arm("linucb", name="lin")])
     ctx = context(rng)
     bare = Context(ctx.item_ids, ctx.scores, None, ctx.prior)
     lsn_before = state.lsn
@@ -179,7 +179,7 @@ def test_a_linear_arm_asks_for_features_and_only_it_keeps_them(tmp_path):
     assert state.arm_table() == [ArmRoute(1.0, True)] and state.lsn == lsn_before
     body = state.select(1, ctx, 3)
     assert state.pending.get(int(body["impression_id"].split(".")[0], 16)).features.shape == (3, 4)
-    state.reconfigure([ArmConfig("ts", "thompson")])
+    state.reconfigure([Arm("thompson", name="ts")])
     body = state.select(1, ctx, 3)
     assert state.arm_table() == [ArmRoute(1.0, False)]
     assert state.pending.get(int(body["impression_id"].split(".")[0], 16)).features is None

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from serving.config import ArmConfig, ServeConfig
+from recsys.policies import Arm
+from serving.config import ServeConfig
 
 CONFIG = Path(__file__).resolve().parents[2] / "serving" / "config.yaml"
 
@@ -17,7 +18,7 @@ def test_the_serve_yaml_parses_into_serve_config_and_arms():
     cfg = ServeConfig.from_args(app["args"])
     assert "arms" not in app["args"]  # arms change live through the bandit's user_config
     (bandit,) = [d for d in app["deployments"] if d["name"] == "Bandit"]
-    arms = [ArmConfig.from_value(a) for a in bandit["user_config"]["arms"]]
+    arms = [Arm.from_value(a) for a in bandit["user_config"]["arms"]]
     assert [a.name for a in arms] == ["control", "explore"]
     assert cfg.scorer_max_replicas >= cfg.scorer_replicas
 

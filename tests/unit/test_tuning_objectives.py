@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from recsys.data import write_table
+from recsys.policies import Arm
 from recsys.simulator import World, WorldConfig
 from tuning.objective import ObjectiveInputError, mean_interval
 from tuning.offline_objective import LogObjective, OfflineConfig
 from tuning.online_objective import OnlineConfig, SimulatorObjective
-from tuning.space import Arm
 
 TINY = OnlineConfig(seeds=2, rounds=6, batch=5, candidates=20, k=5, inject=5)
 

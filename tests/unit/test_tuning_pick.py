@@ -7,11 +7,12 @@ import json
 
 import pytest
 
+from recsys.policies import Arm
 from tuning.exploration import ExplorationSweepConfig
 from tuning.exploration_report import pick_best, trial_table, write_outputs
 from tuning.offline_objective import LogObjective, OfflineConfig
 from tuning.online_objective import SimulatorObjective
-from tuning.space import BASELINES, Arm
+from tuning.space import BASELINES
 from tuning.trials import TrialRecord, check_experiment_dir
 
 

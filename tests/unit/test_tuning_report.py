@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from recsys.policies import Arm
+from serving.config import ServeConfig
 from tuning.plots import Curve, plot_metric_by_epoch, plot_regret_over_time, plot_reward_vs_rate, reward_lines
 from tuning.report import Report, markdown_table, write_report
-from tuning.serving_arm import arm_spec, snippet, user_config
-from tuning.space import Arm
+from tuning.serving_arm import snippet, user_config
 from tuning.trials import ObjectiveNotReportedError, TrialRecord, error_text, require_objective
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -87,14 +88,15 @@ def test_serving_snippet_is_the_serve_user_config_shape():
     assert parsed["user_config"]["arms"] == [
         {"name": "tuned", "policy": "thompson", "params": {"floor": 0.005, "prior_strength": 20.0}, "weight": 1.0}
     ]
-    assert arm_spec(arm) == "tuned=thompson,floor=0.005,prior_strength=20"
+    assert "--arms tuned=thompson:floor=0.005,prior_strength=20\n" in snippet(arm)
 
 
 def test_serving_snippet_is_accepted_by_the_serving_config():
-    serving_config = pytest.importorskip("serving.config")
     arm = Arm("epsilon_greedy", {"epsilon": 0.05})
-    cfg = serving_config.ServeConfig(model="m", arms=(arm_spec(arm),))
-    assert cfg.user_config() == user_config(arm)
+    cli_arm = snippet(arm).split("--arms ")[1].splitlines()[0]
+    assert ServeConfig(model="m", arms=(cli_arm,)).user_config() == user_config(arm)
+    control = Arm("greedy")
+    assert ServeConfig(model="m", arms=("control=greedy", cli_arm)).user_config() == user_config(arm, control)
 
 
 @pytest.mark.parametrize(

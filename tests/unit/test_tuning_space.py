@@ -8,12 +8,12 @@ from ray.tune.search.sample import Categorical, Float, Integer
 from tuning.space import (
     ALL_POLICIES,
     EXPLORATION_PARAMS,
-    Arm,
     ExplorationSpace,
     HparamSpace,
     OptunaExploration,
     Param,
     SearchSpaceError,
+    trial_arm,
 )
 
 
@@ -76,7 +76,8 @@ def test_exploration_grid_gives_each_policy_only_its_own_parameters():
     eps = [g for g in grid if g["policy"] == "epsilon_greedy"]
     assert len(eps) == space.epsilon.grid and all(set(g["epsilon_greedy"]) == {"epsilon"} for g in eps)
     assert len(grid) == 1 + space.epsilon.grid + space.prior_strength.grid
-    assert Arm.from_config(eps[0]) == Arm("epsilon_greedy", {"epsilon": pytest.approx(0.01)})
+    arm = trial_arm(eps[0])
+    assert (arm.policy, arm.params) == ("epsilon_greedy", {"epsilon": pytest.approx(0.01)})
 
 
 def test_optuna_define_by_run_draws_only_the_chosen_policys_parameters():
@@ -116,11 +117,6 @@ def test_seed_values_are_clipped_into_the_searched_range():
     assert space.clip("epsilon_greedy", {"epsilon": 0.9, "floor": 0.5}) == {"epsilon": 0.5}
     hp = HparamSpace(search=("batch_size", "epochs", "lr"))
     assert hp.clip({"batch_size": 200, "epochs": 5, "lr": 2e-3, "dim": 64}) == {"batch_size": 256, "epochs": 3, "lr": 2e-3}
-
-
-def test_arm_label_is_short_and_readable():
-    assert Arm("softmax", {"temperature": 0.123456}).label() == "softmax(temperature=0.123)"
-    assert Arm("greedy").label() == "greedy()"
 
 
 def test_the_default_space_searches_every_exploration_knob_of_every_exploring_policy():
