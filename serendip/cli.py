@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 # command words -> "module:ConfigClass:function". The function takes the parsed config; it lives in
 # the config's module unless named with its module ("pkg.module.function").
@@ -32,6 +33,14 @@ COMMANDS: dict[tuple[str, ...], str] = {
 }
 
 USAGE = "usage: serendip {" + ",".join(" ".join(c) for c in COMMANDS) + "} [--help]"
+
+QUIET = {("train",): ("[train] ", "{"), ("retrain",): ("[train] ", "{"), ("tune", "hparams"): ("[tune] ", "{"),
+         ("tune", "exploration"): ("[tune] ", "{"),
+         ("serve",): ("serendip serve", "Serendip is serving", "shutting down")}
+"""Commands whose terminal shows only their own lines and a progress bar (``serendip.console``), with the
+prefixes of the lines they print for a person; what Ray and the libraries print goes to the run's
+output.log. ``--verbose`` shows it in the terminal too."""
+VERBOSE = "--verbose"
 
 
 def serve(config) -> int:
@@ -69,9 +78,54 @@ def run(words: tuple[str, ...], rest: list[str]) -> object:
     module_name, config_name, func_name = COMMANDS[words].split(":")
     module = importlib.import_module(module_name)
     config_cls = getattr(module, config_name)
-    config = tyro.cli(config_cls, args=rest, prog="serendip " + " ".join(words))
+    verbose = words in QUIET and VERBOSE in rest
+    description = (config_cls.__doc__ or "").rstrip() + (f"\n\n{VERBOSE}: also show what Ray and the libraries print "
+                                                "(always in the run's output.log)." if words in QUIET else "")
+    config = tyro.cli(config_cls, args=[a for a in rest if not (words in QUIET and a == VERBOSE)],
+                      prog="serendip " + " ".join(words), description=description)
     func_module, _, func_name = func_name.rpartition(".")
-    return getattr(importlib.import_module(func_module) if func_module else module, func_name)(config)
+    func = getattr(importlib.import_module(func_module) if func_module else module, func_name)
+    return quietly(words, config, func, verbose) if words in QUIET else func(config)
+
+
+def run_folder(words: tuple[str, ...], config) -> Path:
+    """The folder of a command's run, which gets its output.log: the Ray Train run, the sweep's --out, the
+    served state dir."""
+    if words == ("serve",):
+        return Path(config.state_dir)
+    if words[0] == "tune":
+        return Path(config.out)
+    train = config.train_config() if words == ("retrain",) else config
+    return Path("runs") / train.run_name if "://" in train.storage else Path(train.storage) / train.run_name
+
+
+def quietly(words: tuple[str, ...], config, func, verbose: bool) -> object:
+    """``func(config)`` inside a console: its lines and a bar in the terminal, the rest in the run's output.log."""
+    from serendip.console import Console, SweepBar, TrainingBar
+
+    log = run_folder(words, config) / "output.log"
+    with Console(log, verbose=verbose, passthrough=QUIET[words]) as console:
+        console.say(f"serendip {' '.join(words)}: what Ray and the libraries print goes to {log}"
+                    + ("" if verbose else f" ({VERBOSE} shows it here)"))
+        bars = {"train": TrainingBar, "retrain": TrainingBar, "tune": SweepBar}
+        readers = [bars[words[0]](console, "trials" if words[0] == "tune" else "train")] if words[0] in bars else []
+        ray_was_up = _ray_is_up()
+        try:
+            with console.following(*readers):
+                return func(config)
+        except BaseException:
+            console.say(f"serendip {' '.join(words)} failed; what Ray and the libraries printed is in {log}")
+            raise
+        finally:
+            if not ray_was_up and _ray_is_up():  # Ray streams its workers' lines into the console until it stops
+                import ray
+
+                ray.shutdown()
+
+
+def _ray_is_up() -> bool:
+    """Whether this process is connected to Ray (without importing Ray when it is not loaded)."""
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,6 +78,7 @@ class Console:
         self._lock = threading.Lock()
         self._saved: tuple[int, int] | None = None
         self._drained = threading.Event()
+        self._held: list[str] = []
 
     def __enter__(self) -> Console:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +109,7 @@ class Console:
         self._drained.wait(timeout=5)
         with self._lock:
             self._readers.clear()
+        self._release()
         self.terminal.flush()
 
     def say(self, text: str) -> None:
@@ -142,6 +144,7 @@ class Console:
             for reader in readers:
                 if hasattr(reader, "close"):
                     reader.close()
+            self._release()
 
     def _write(self, text: str) -> None:
         if self.tty:
@@ -175,8 +178,25 @@ class Console:
         with self._lock:
             readers = list(self._readers)
         used = any([reader(line) for reader in readers])
-        if self.verbose or (not used and line.startswith(self.passthrough) and self.passthrough):
+        if self.verbose:
             self._write(line)
+        elif not used and self.passthrough and line.startswith(self.passthrough):
+            with self._lock:
+                self._held.append(line)
+        if not _busy(readers):  # a result printed while a bar runs waits for the bar's last line
+            self._release()
+
+    def _release(self) -> None:
+        """Show the held lines."""
+        with self._lock:
+            held, self._held = self._held, []
+        for line in held:
+            self._write(line)
+
+
+def _busy(readers: list[Reader]) -> bool:
+    """Whether a reader's bar has started and not finished."""
+    return any(getattr(r, "bar", None) is not None and not getattr(r, "finished", True) for r in readers)
 
 
 class TrainingBar:
@@ -200,6 +220,8 @@ class TrainingBar:
             postfix += f", val NDCG@10 {progress.val_ndcg10:.4f}"
         self.bar.show(progress.step, progress.total, postfix)
         self.finished = progress.final
+        if self.finished:
+            self.bar.close()
         return True
 
     def close(self) -> None:
@@ -233,6 +255,8 @@ class SweepBar:
         parts += [f"{self.failed} failed"] if self.failed else []
         self.bar.show(progress.done, progress.total, ", ".join(parts))
         self.finished = progress.total is not None and progress.done >= progress.total
+        if self.finished:
+            self.bar.close()
         return True
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ from scipy import stats  # noqa: E402
 
 from recsys.metrics.ab import lift_interval, wilson_interval  # noqa: E402
 from serendip.demo import ARMS, GREEDY, PICKED, STATIC  # noqa: E402
+from serendip.report_page import write_page  # noqa: E402
 from tuning.report import markdown_table  # noqa: E402
 from tuning.space import BASELINES  # noqa: E402
 
@@ -265,7 +266,8 @@ def _strict_json(value):
 
 
 def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
-    """Write run/report.md (plots in run/plots, visits in run/visits.parquet); return its path and the verdict."""
+    """Write run/report.md (plots in run/plots, visits in run/visits.parquet) and the same as run/index.html
+    with the plots inline; return report.md's path and the verdict."""
     traffic = generations(o.traffic)
     every = pd.DataFrame([v for t in traffic for v in t.visits])
     every["generation"] = every["generation"] if "generation" in every else 0
@@ -306,7 +308,8 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
         f"visits ({len(every)} in all), each ranking {o.k} of {o.budget.candidates} candidates; sections 3-5 are "
         f"generation 0 (model 0); {failures} requests failed after retries"
         + (f" (failed tries: {json.dumps(errors)})" if errors else "") + ".",
-        "- **Time per phase** (wall s / CPU s of the demo's processes): "
+        "- **Time per phase** (wall s / CPU s of the demo's process and the Ray processes it started, a lower "
+        "bound, `serendip.demo.cpu_used`): "
         + ", ".join(f"{name} {p['wall_s']:g}/{p['cpu_s']:g}" for name, p in o.phases.items())
         + f"; total {total:.0f} s wall before the report.", "",
         "## 1. Fine-tuning (Ray Train)", "", markdown_table(epochs[keep]) if keep else "_(no metrics)_", "",
@@ -348,6 +351,7 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
         loop = summary_keys(o.update, by_gen, o.budget.candidates)
     path = o.run / "report.md"
     path.write_text("\n".join(lines))
+    write_page(path)
     (o.run / "summary.json").write_text(json.dumps(_strict_json({
         "picked": served_pick.label(), "sweep_pick": pick.label(), "picked_beats_greedy": won,
         "arms": arm_summary(visits, policies), **numbers, "visits": len(every), "failures": failures,

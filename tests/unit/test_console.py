@@ -74,8 +74,8 @@ SCRIPT = textwrap.dedent('''
         with console.following(TrainingBar(console, "train")):
             for step in (5, 10):
                 print("(RayTrainWorker pid=7) " + step_line(0, step, 12, step, 12, 1.0, {}, 300.0), flush=True)
+            print('{"model_dir": "m"}', flush=True)  # the result, before Ray streamed the worker's last line
             print("(RayTrainWorker pid=7) " + epoch_line(0, 12, 12, 0.5, 0.0625, 310.0, None), flush=True)
-        print('{"model_dir": "m"}', flush=True)
     print("after the console", flush=True)
 ''')
 
@@ -89,6 +89,7 @@ def run_console(tmp_path: Path, mode: str) -> tuple[list[str], str]:
 
 
 def test_the_terminal_shows_the_commands_lines_and_one_line_per_bar_and_the_log_holds_everything(tmp_path):
+    """The result printed while the bar runs waits for the bar's last line."""
     shown, log = run_console(tmp_path, "quiet")
     assert shown == ["the command's own line", "train: 12/12 steps, loss 0.500, 310 samples/s, val NDCG@10 0.0625",
                      '{"model_dir": "m"}', "after the console"]
