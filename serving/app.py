@@ -215,28 +215,27 @@ def deploy_model(cfg: DeployConfig) -> int:
     raise SystemExit(f"serendip deploy: {cfg.app_name} not RUNNING after {cfg.timeout_s:g} s; see `serve status`")
 
 
-def refuse_open_local_ray(environ: dict[str, str]) -> None:
-    """Refuse to start a local Ray with Ray's token auth off (``RAY_AUTH_MODE=disabled``, the Makefile's).
+def require_cluster(environ: dict[str, str]) -> str:
+    """The ``RAY_ADDRESS`` that ``python -m serving`` joins, or an exit naming the two ways to serve.
 
-    Such a Ray's GCS, raylet and dashboard agent listen beyond loopback and run anyone's code
-    (training/local_ray.py says why). ``serendip serve`` starts Ray with a token in the state dir;
-    joining a cluster (``RAY_ADDRESS``) is the cluster's own business.
+    It never starts a local Ray: ``serendip serve`` does, through ``training.local_ray.init_ray``,
+    with Ray's token auth on (its GCS, raylet and dashboard agent listen beyond loopback).
     """
-    mode = environ.get("RAY_AUTH_MODE", "").strip().lower()
-    if mode == "disabled" and not environ.get("RAY_ADDRESS"):
+    address = environ.get("RAY_ADDRESS", "").strip()
+    if not address:
         raise SystemExit(
-            "python -m serving: refusing to start a local Ray with RAY_AUTH_MODE=disabled (its GCS, raylet and "
-            "dashboard agent would take anyone's requests); run `serendip serve` instead, which starts Ray with "
-            "token auth on (a 0600 token in --state-dir), or set RAY_ADDRESS to join a running cluster"
+            "python -m serving: no Ray to serve on; set RAY_ADDRESS to join a running cluster, or run "
+            "`serendip serve`, which starts a local Ray with token auth on (a 0600 token in --state-dir)"
         )
+    return address
 
 
 def serve_main(cfg: ServeConfig) -> int:
     """Serve on ``cfg.host:cfg.port`` and the app, on the Ray this process is connected to.
 
-    ``serendip serve`` starts a local Ray with token auth first (``training.local_ray.init_ray``; serving
-    may not import training). Called without Ray (``python -m serving``) it joins ``RAY_ADDRESS`` or
-    starts a local Ray, never one with token auth disabled (``refuse_open_local_ray``).
+    A local Ray is started in one place, ``training.local_ray.init_ray`` (with its token auth), which
+    ``serendip serve`` and the demo call first; serving may not import training, so called without
+    Ray (``python -m serving``) this joins the cluster at ``RAY_ADDRESS`` and starts none.
     """
     import ray
 
@@ -244,14 +243,9 @@ def serve_main(cfg: ServeConfig) -> int:
     check_exposure(cfg, dict(os.environ))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not ray.is_initialized():
-        refuse_open_local_ray(dict(os.environ))
+        address = require_cluster(dict(os.environ))
+        ray.init(address=address, log_to_driver=False)
     print("serendip serve:", json.dumps(cfg.to_args(), sort_keys=True), flush=True)
-    if not ray.is_initialized() and os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=False)  # joins RAY_ADDRESS; local-only options would be refused there
-    elif not ray.is_initialized():
-        with ingress_mode.starting_ray(cfg.ingress_mode):
-            ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False,
-                     _metrics_export_port=cfg.metrics_port)
     running = ray.get(ray.remote(num_cpus=0)(ingress_mode.running_mode).remote())
     if running != cfg.ingress_mode:
         print(f"serendip serve: ingress_mode={cfg.ingress_mode} asked, but this Ray's processes run Serve's "
