@@ -26,7 +26,7 @@ the row), so rows compare designs, not the fully trained figures above.
     python benchmarks/bench_quality.py --task ranking --only ml100k --seeds 0 1 2   # the mean of 3 seeds
     python benchmarks/bench_quality.py --task ranking --only ablation   # the ablation table alone (~25 min)
     python benchmarks/bench_quality.py --task ranking --only ease --seed 0   # EASE alone, seconds, no Ray
-    python benchmarks/bench_quality.py --task ranking --only ml100k --set negatives=catalog   # a design
+    python benchmarks/bench_quality.py --task ranking --only ml100k --only cold --set negatives=catalog   # a design
 
 The last line is one JSON object with sim_ndcg10, sim_pop_ndcg10, ml100k_ndcg10,
 ml100k_pop_ndcg10, ml100k_cold_ndcg10 (plus recall, seconds and the settings used), for every
@@ -104,10 +104,12 @@ ABLATION = {
         "rows": (("hybrid", 0), ("text", 0), ("text", 2), ("text", 6), ("id", 0)),
         "train": {**ML100K, "patience": 0, "batch_size": 256},
         "cold": {"id_dropout": 0.5},
-        # Every row the same 30 steps of 256 (a tenth of an ml-100k epoch): fine-tuning a layer runs it
-        # forward and backward over the batch's items every step, so on 2 shared cores a 6-layer row
-        # costs minutes and the whole table about 40; rows compare designs at one small budget.
-        "depth": {layers: {"epochs": 1, "max_steps": 30} for layers in (0, 2, 6)},
+        # Steps of 256 per depth. 30 steps for every row left every model below popularity on ml-100k.
+        # A fine-tuned layer runs forward and backward over the batch's items every step (a 6-layer
+        # step costs ~10x a frozen one on 2 cores), so deeper rows get fewer steps: half an ml-100k
+        # epoch frozen, 60 steps at depth 2, 25 at depth 6; about 40 CPU-minutes for the table.
+        "depth": {0: {"epochs": 1, "max_steps": 150}, 2: {"epochs": 1, "max_steps": 60},
+                  6: {"epochs": 1, "max_steps": 25}},
     },
     "quick": {
         "datasets": ("sim",),
@@ -283,7 +285,7 @@ def summarize(results: dict, plan: dict, args, seeds: list[int]) -> dict:
         summary[f"{key}_ease_ndcg10"] = round(first["ease"]["ndcg@10"], 4)
         summary[f"{key}_ease_lambda"] = first["ease"]["lambda"]
         summary[f"{key}_seconds"], summary[f"{key}_cpu_s"] = round(first["seconds"], 1), round(first["cpu_s"], 1)
-        train = {**plan[part]["train"], **(args.set if part == "ml100k" else {})}
+        train = {**plan[part]["train"], **(args.set if part in ("ml100k", "cold") else {})}
         summary[f"{key}_settings"] = {"train": train, "seed": seeds[0]} | (
             {"bpr": dataclasses.asdict(plan[part]["bpr"])} if "bpr" in plan[part] else {})  # BPR runs with the run's seed
     if "ml100k" in results:
@@ -322,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only these parts; bpr / ease: only that same-split reference on ml-100k (no Ray)")
     parser.add_argument("--ablation", action="store_true", help="add the ablation table to the parts that run")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
-                        help="override a training setting of the ml-100k run (a design to try), e.g. negatives=catalog")
+                        help="override a training setting of both ml-100k runs, warm and cold (a design to try), e.g. negatives=catalog")
     args = parser.parse_args(argv)
     args.set = dict(args.set)
     plan = QUICK if args.quick else FULL
@@ -349,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             results["ease_means"] = ease_means(data["ml100k"], seeds[0], done)
             results["ease250"] = same_split_ease(*ml100k_split(data["ml100k"], seeds[0]), cfg=EASE250)
         if "cold" in parts:
-            results["cold"] = train_and_test(data["ml100k"], work, "cold", "cold", args, args.seed, **plan["cold"]["train"])
+            results["cold"] = train_and_test(data["ml100k"], work, "cold", "cold", args, args.seed,
+                                             **{**plan["cold"]["train"], **args.set})
         if "ablation" in parts:
             results["ablation"] = ablation(work, data, args, ABLATION["quick" if args.quick else "full"])
     summary = {"quick": args.quick, "seconds": round(time.perf_counter() - started, 1),
