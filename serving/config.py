@@ -99,6 +99,11 @@ class ServeConfig:
     """Write a Parquet part at least this often when rows are waiting."""
     quantize: bool = False
     """Run the query encoder in int8 on CPU (dynamic quantization)."""
+    rerank_model: str | None = None
+    """A cross-encoder reranker directory (``python -m training.cross_encoder``) that reorders the two-tower's
+    top ``rerank_top_n`` before the bandit; None = off (it costs a BERT pass per reranked candidate)."""
+    rerank_top_n: int = 20
+    """Candidates the reranker reorders (the two-tower's top ones), when ``rerank_model`` is set."""
     seed: int = 0
     """Seed of the bandit's sampling."""
     token_env: str = "SERENDIP_API_TOKEN"

@@ -9,6 +9,12 @@ A new model arrives live through the scorer's ``user_config`` (``{"model": PATH}
 re-embeds the products added through ``PUT /items`` with the new item tower, and only then swaps
 it in, in one assignment. Batches in flight finish on the model they started with; the bandit and
 its pending impressions are untouched.
+
+With ``rerank_model`` set, a cross-encoder reorders each request's top ``rerank_top_n`` candidates
+after retrieval and before the bandit (``recsys.model.cross_encoder.Reranker``), in the same worker
+thread. It reads item text: the shop's items, and the products added through PUT /items that this
+replica embeds; other candidates keep their two-tower place. Off by default: on CPU it costs a BERT
+pass per reranked candidate.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from ray.serve.handle import DeploymentHandle
 
 from recsys.data import read_table
 from recsys.model import ItemTable, TwoTower, load_item_table
+from recsys.model.cross_encoder import CrossEncoder, Reranker
 from serving.catalog import CatalogDelta, CatalogStore, EmbeddedItems
 from serving.config import ServeConfig
 from serving.messages import Candidates, ScoreRequest
@@ -88,6 +95,25 @@ def load_served_model(cfg: ServeConfig, path: Path, purchases: PurchaseIndex | N
     return ServedModel(Path(path), retriever, ItemEmbedder(model), shop_backlog(cfg, model, table))
 
 
+def load_reranker(cfg: ServeConfig) -> Reranker | None:
+    """The cross-encoder stage when ``cfg.rerank_model`` is set, knowing the text of the shop's items; else None."""
+    if not cfg.rerank_model:
+        return None
+    path = cfg.data / "items.parquet" if cfg.data else None
+    items = read_table(path, "items") if path is not None and path.exists() else None
+    return Reranker(CrossEncoder.from_pretrained(cfg.rerank_model), items, cfg.rerank_top_n)
+
+
+def rerank_candidates(reranker: Reranker | None, requests: list[ScoreRequest], found: list[Candidates]) -> list[Candidates]:
+    """Each request's candidates with the top ones reordered by ``reranker`` (unchanged when it is None)."""
+    if reranker is None:
+        return found
+    for request, candidates in zip(requests, found, strict=True):
+        if candidates.context is not None:
+            candidates.context = reranker.rerank(candidates.context, request.history, request.query)
+    return found
+
+
 @serve.deployment(max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.5})
 class Scorer:
     """User vector, top-N candidates, neural-linear features and model prior for each request."""
@@ -97,6 +123,7 @@ class Scorer:
         torch.set_num_threads(max(1, int(self.cfg.scorer_num_cpus)))
         self.purchases = PurchaseIndex.from_shop(self.cfg.data) if self.cfg.data else None
         self.served = load_served_model(self.cfg, self.cfg.model, self.purchases)
+        self.reranker = load_reranker(self.cfg)
         self.bandit = bandit
         self._switching = asyncio.Lock()
         self._score_batch.set_max_batch_size(self.cfg.max_batch_size)
@@ -145,7 +172,15 @@ class Scorer:
         await self._sync(served, max(r.catalog_version for r in requests))
         with self.metrics.timed("scorer_batch"):
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._scoring, served.retriever.candidates, requests)
+            return await loop.run_in_executor(self._scoring, self._candidates, served, requests)
+
+    def _candidates(self, served: ServedModel, requests: list[ScoreRequest]) -> list[Candidates]:
+        """Retrieval, then the optional reranking stage (blocking: runs in the scoring thread)."""
+        found = served.retriever.candidates(requests)
+        if self.reranker is None:
+            return found
+        with self.metrics.timed("rerank"):
+            return rerank_candidates(self.reranker, requests, found)
 
     async def _sync(self, served: ServedModel, wanted: int) -> None:
         """Tell the bandit the model (once) and pull the products ``served`` misses, re-embedding the ones
@@ -161,6 +196,8 @@ class Scorer:
         delta = await self.bandit.catalog_since.remote(retriever.catalog_version, served.version)
         retriever.apply(delta)
         if delta.to_embed:
+            if self.reranker is not None:
+                self.reranker.remember(pd.DataFrame(delta.to_embed))
             ids = np.asarray([row["item_id"] for row in delta.to_embed], np.int64)
             vectors = await served.embedder.embed(pd.DataFrame(delta.to_embed))
             await self.bandit.add_items.remote(ids, vectors, delta.to_embed, model=served.version)
@@ -178,6 +215,8 @@ class Scorer:
         The item tower runs in a worker thread: /recommend batches on this replica go on meanwhile.
         """
         served, items = self.served, pd.DataFrame(rows)
+        if self.reranker is not None:
+            self.reranker.remember(items)
         with self.metrics.timed("embed_items"):
             vectors = await served.embedder.embed(items)
         known = len(served.retriever.rows(items["item_id"].to_numpy(np.int64)))
