@@ -2,7 +2,9 @@
 
 Each history token is the item's vector plus a learned embedding of what the user did (view, click,
 cart, purchase) and of its recency rank (newest first). An optional search query, embedded by the
-same BERT as the items, joins as one more token. A learned summary token reads them all, as in
+same BERT as the items, joins as one more token, and its vector is added to the output: a query
+lives in the item space (the item tower's text path), so an untrained tower already retrieves what
+the query says, and a trained one can weigh it against the history. A learned summary token reads them all, as in
 BERT's [CLS]; the sequence model follows SASRec (Kang & McAuley 2018) without its causal mask,
 because the history is a set ordered by recency, not a sequence to predict step by step. The
 output adds the mean history token, as YouTube's candidate generator averages watched-video
@@ -72,9 +74,12 @@ class UserTower(nn.Module):
             has_query = torch.ones(batch, dtype=torch.bool, device=mask.device) if query_mask is None else query_mask
             valid.append(has_query.bool().view(batch, 1))
         hidden = self.encoder(torch.cat(parts, 1), src_key_padding_mask=~torch.cat(valid, 1))
-        # The mean of the history (and query) vectors is a residual path: an item-to-item baseline
-        # from the first step, which the attention layers then refine.
-        weights = torch.cat(valid[1:], 1).to(hidden.dtype).unsqueeze(-1)
-        mean = (torch.cat(parts[1:], 1) * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        # The mean of the history vectors is a residual path: an item-to-item baseline from the first
+        # step, which the attention layers then refine. The query vector is a second one, at full
+        # weight: averaged in with up to history_len items, one query would barely move the user.
+        weights = valid[1].to(hidden.dtype).unsqueeze(-1)
+        mean = (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         user = self.out(self.norm(hidden[:, 0])) + mean
+        if query_vecs is not None:
+            user = user + query_vecs * valid[2].to(hidden.dtype)
         return nn.functional.normalize(user, dim=-1) if self.normalize else user
