@@ -40,7 +40,7 @@ def served(tmp_path_factory, serve_port):
     base = build_tiny_base(root / "base")
     model_a, model_b = tiny_model(base, root / "model-a", 0), tiny_model(base, root / "model-b", 1)
     cfg = ServeConfig(
-        model=model_a, state_dir=root / "state", arms=("items=greedy@1", "linear=linucb,alpha=0.1@1"),
+        model=model_a, state_dir=root / "state", arms=("items=greedy@1", "linear=linucb:alpha=0.1@1"),
         scorer_num_cpus=0.1, bandit_num_cpus=0.1, ingress_num_cpus=0.1, retrieve_n=40,
         snapshot_every=100_000, snapshot_interval_s=3600.0, app_name="serendip-redeploy",
     )

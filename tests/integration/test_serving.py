@@ -56,7 +56,7 @@ def served(tmp_path_factory, serve_port):
     model, shop = build_model_and_shop(root)
     cfg = ServeConfig(
         model=model, data=shop, state_dir=root / "state",
-        arms=("control=greedy@1", "explore=epsilon_greedy,epsilon=0@1", "linear=linucb,alpha=0.1@1"),
+        arms=("control=greedy@1", "explore=epsilon_greedy:epsilon=0@1", "linear=linucb:alpha=0.1@1"),
         scorer_num_cpus=0.1, bandit_num_cpus=0.1, ingress_num_cpus=0.1, reward_window_s=WINDOW_S,
         # No snapshot during the module: a killed or redeployed bandit must rebuild everything from its WAL
         # (snapshot + tail replay is unit-tested in test_serving_state.py).
@@ -258,7 +258,7 @@ def test_reconfigure_changes_epsilon_live(served):
              == "explore"][:15]
     assert explored_share(client, users) < 0.1
     before = client.get("/stats").json()
-    cfg.arms = ("control=greedy@1", "explore=epsilon_greedy,epsilon=1@1", "linear=linucb,alpha=0.1@1")
+    cfg.arms = ("control=greedy@1", "explore=epsilon_greedy:epsilon=1@1", "linear=linucb:alpha=0.1@1")
     deploy(cfg)
     after = client.get("/stats").json()
     assert after["replica_started"] == before["replica_started"]  # no restart

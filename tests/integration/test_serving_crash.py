@@ -38,7 +38,7 @@ def crash_app(tmp_path_factory, serve_port):
     root = tmp_path_factory.mktemp("serving-crash")
     model, shop = build_model_and_shop(root)
     cfg = ServeConfig(
-        model=model, data=shop, state_dir=root / "state", arms=("control=greedy@1", "linear=linucb,alpha=0.1@1"),
+        model=model, data=shop, state_dir=root / "state", arms=("control=greedy@1", "linear=linucb:alpha=0.1@1"),
         scorer_num_cpus=0.1, bandit_num_cpus=0.1, ingress_num_cpus=0.1, reward_window_s=3600.0,
         snapshot_every=1_000_000, snapshot_interval_s=36_000.0,  # no snapshot: each restart replays the whole WAL
         retrieve_n=40, app_name=APP, call_timeout_s=5.0, score_timeout_s=5.0,
