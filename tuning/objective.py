@@ -1,7 +1,7 @@
 """What an exploration trial is scored by: the interface both objectives share, and interval maths.
 
 An objective is a small picklable description (paths and numbers). Tune ships it to each trial,
-where ``evaluate`` loads what it needs and scores one :class:`~tuning.space.Arm`.
+where ``evaluate`` loads what it needs and scores one :class:`~recsys.policies.Arm`.
 """
 
 from __future__ import annotations
