@@ -174,45 +174,15 @@ class Progress:
     @contextmanager
     def phase(self, name: str, cpu: bool = True):
         """Time the block as phase ``name``: wall seconds, and (``cpu``) CPU seconds of this process and the
-        Ray processes it started (``cpu_used``). A phase that ends processes it did not start (Ray's
-        shutdown) has no meaningful CPU figure."""
-        wall, before = time.perf_counter(), process_tree_cpu() if cpu else {}
+        Ray processes it started (``recsys.cpu_time``: a lower bound, never negative). A phase that ends
+        processes it did not start (Ray's shutdown) has no meaningful CPU figure."""
+        from recsys.cpu_time import cpu_snapshot, cpu_used
+
+        wall, before = time.perf_counter(), cpu_snapshot() if cpu else {}
         yield
-        cpu_s = round(cpu_used(before, process_tree_cpu()), 1) if cpu else float("nan")
+        cpu_s = round(cpu_used(before, cpu_snapshot()), 1) if cpu else float("nan")
         self.phases[name] = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": cpu_s}
         self.say(f"{name}: {self.phases[name]['wall_s']} s wall" + (f", {cpu_s} s CPU" if cpu else ""))
-
-
-def process_tree_cpu() -> dict[tuple[int, float], tuple[float, float]]:
-    """(pid, start time) -> (own CPU seconds, own plus reaped children's) of this process and each live
-    descendant: Ray's GCS, raylet, dashboard and workers. Other users of the machine are excluded."""
-    try:
-        import psutil  # Ray puts its vendored psutil on sys.path once ray is imported
-    except ImportError:
-        return {}
-    me, found = psutil.Process(), {}
-    for process in [me, *me.children(recursive=True)]:
-        try:
-            with process.oneshot():
-                times = process.cpu_times()
-                found[(process.pid, process.create_time())] = (times.user + times.system, sum(times[:4]))
-        except psutil.Error:  # exited while we looked
-            pass
-    return found
-
-
-def cpu_used(before: dict, after: dict) -> float:
-    """CPU seconds the process tree used between two ``process_tree_cpu`` snapshots: a lower bound, never negative.
-
-    Two lower bounds, the larger wins. (a) The growth of each live process's own time (a new one from 0):
-    it misses what processes that exited in between used. (b) The growth of the tree's total counting
-    reaped children: exact when every exited process was reaped inside the tree (Ray's raylet reaps its
-    workers), short, even below 0, when one was reaped outside it (a Ray worker that exits during a phase
-    but after its parent).
-    """
-    own = sum(max(0.0, now[0] - before.get(key, (0.0, 0.0))[0]) for key, now in after.items())
-    total = sum(now[1] for now in after.values()) - sum(then[1] for then in before.values())
-    return max(own, total)
 
 
 @dataclass

@@ -309,7 +309,7 @@ def write_report(o: DemoOutcome) -> tuple[Path, bool, str]:
         f"generation 0 (model 0); {failures} requests failed after retries"
         + (f" (failed tries: {json.dumps(errors)})" if errors else "") + ".",
         "- **Time per phase** (wall s / CPU s of the demo's process and the Ray processes it started, a lower "
-        "bound, `serendip.demo.cpu_used`): "
+        "bound, `recsys.cpu_time`): "
         + ", ".join(f"{name} {p['wall_s']:g}/{p['cpu_s']:g}" for name, p in o.phases.items())
         + f"; total {total:.0f} s wall before the report.", "",
         "## 1. Fine-tuning (Ray Train)", "", markdown_table(epochs[keep]) if keep else "_(no metrics)_", "",

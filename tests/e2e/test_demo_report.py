@@ -12,17 +12,7 @@ import pandas as pd
 import pytest
 
 from recsys.policies import Arm
-from serendip.demo import (
-    ARM_WEIGHTS,
-    FULL,
-    PICKED_SHARE,
-    QUICK,
-    DemoConfig,
-    Traffic,
-    ab_arms,
-    cpu_used,
-    served_pick,
-)
+from serendip.demo import ARM_WEIGHTS, FULL, PICKED_SHARE, QUICK, DemoConfig, Traffic, ab_arms, served_pick
 from serendip.report import arm_table, curl_lines, latency_table, lift_table, lifts, new_item_table, verdict
 from serving.config import ServeConfig
 
@@ -145,20 +135,6 @@ def test_bad_demo_flags_name_the_flag(kwargs, message):
         DemoConfig(**kwargs)
 
 
-@pytest.mark.parametrize(("before", "after", "used"), [
-    # (own, own + reaped children) by (pid, start): a live process's growth counts, a new one's whole time
-    ({(1, 0.0): (5.0, 5.0)}, {(1, 0.0): (7.0, 7.0), (2, 9.0): (1.5, 1.5)}, 3.5),
-    # a worker (pid 3, 4 s so far) exits after 2 s more, reaped by its parent (pid 2): the tree's total is exact
-    ({(2, 0.0): (1.0, 1.0), (3, 1.0): (4.0, 4.0)}, {(2, 0.0): (1.5, 7.5)}, 0.5 + 2.0),
-    # a worker exits reaped outside the tree: the total falls (the figure that once read -27 s); own growth is kept
-    ({(1, 0.0): (5.0, 5.0), (3, 1.0): (30.0, 30.0)}, {(1, 0.0): (8.0, 8.0)}, 3.0),
-    # a pid reused by a new process is another process
-    ({(4, 0.0): (9.0, 9.0)}, {(4, 50.0): (0.5, 0.5)}, 0.5),
-])
-def test_a_phases_cpu_is_a_lower_bound_that_is_never_negative(before, after, used):
-    assert cpu_used(before, after) == pytest.approx(used)
-
-
 def test_each_sweep_trial_replays_the_traffic_the_picked_arm_gets():
     assert QUICK.sweep_batch == FULL.sweep_batch == 6  # 0.29 of 20 shoppers a round, over as many rounds
     assert {"static", "greedy", "linucb", "lints"} <= set(QUICK.policies) and "softmax" in FULL.policies
@@ -191,7 +167,7 @@ def test_the_report_and_summary_give_the_three_arms_both_lifts_and_each_phase(tm
     path, _, _ = write_report(outcome)
     report = path.read_text()
     assert ("- **Time per phase** (wall s / CPU s of the demo's process and the Ray processes it started, a lower "
-            "bound, `serendip.demo.cpu_used`): simulate 0.1/0.1, ray start 8/6.5, train 40/61.2; total 48 s wall "
+            "bound, `recsys.cpu_time`): simulate 0.1/0.1, ray start 8/6.5, train 40/61.2; total 48 s wall "
             "before the report.") in report
     assert (tmp_path / "index.html").read_text().count('src="data:image/png;base64,') == 2  # the sweep plot is not there
     assert ("`greedy` (regret 10.5 in replay); it does not explore, so the A/B serves the best exploring trial, "
