@@ -70,6 +70,7 @@ def scorer_without_ray(retriever):
     scorer = object.__new__(Scorer.func_or_class)
     scorer.served = SimpleNamespace(retriever=retriever, synced=True)
     scorer.metrics = FakeMetrics()
+    scorer.reranker = None  # ServeConfig.rerank_model off, the default
     scorer._scoring = ThreadPoolExecutor(max_workers=1)
     retriever.timed = scorer.metrics.timed
     return scorer
