@@ -124,6 +124,9 @@ class ServeConfig:
         self.arms = tuple(self.arms)
         try:
             self.policy_params = Arm(self.policy, self.policy_params).params
+        except ArmError as err:
+            raise ServeConfigError(f"ServeConfig.policy: {err}") from None
+        try:
             arms = self.served_arms()
         except ArmError as err:
             raise ServeConfigError(f"ServeConfig.arms: {err}") from None

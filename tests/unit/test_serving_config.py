@@ -37,6 +37,7 @@ def test_arms_round_trip_through_yaml_args():
         (lambda: ServeConfig(model="m", arms=("a=greedy", "a=softmax")), r"arm names \['a', 'a'\] must be unique"),
         (lambda: ServeConfig.from_args({"model": "m", "colour": 1}), r"unknown keys \['colour'\]"),
         (lambda: ServeConfig(model="m", policy="bogus"), "arm 'bogus': policy 'bogus' is unknown; choose one of"),
+        (lambda: ServeConfig(model="m", policy="no policy"), "ServeConfig.policy: arm 'no policy': policy 'no policy'"),
         (lambda: ServeConfig(model="m", arms=("a=greedy:epsilon=0.1",)), "arm 'a': policy 'greedy' has no parameter 'epsilon'"),
         (lambda: ServeConfig(model="m", arms=("a=epsilon_greedy:epsilon=2",)), r"arm 'a': epsilon=2 must be in \[0"),
         (lambda: ServeConfig(model="no/such/dir").check_paths(), "ServeConfig.model=no/such/dir: no serendip.json"),
