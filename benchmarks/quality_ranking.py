@@ -58,7 +58,7 @@ from recsys.metrics.ease import RECBOLE_LAMBDA, EASEConfig, train_ease  # noqa: 
 from recsys.model import TwoTower, load_item_table  # noqa: E402
 from recsys.model.scoring import catalog_scorer  # noqa: E402
 from recsys.simulator import World, WorldConfig  # noqa: E402
-from serendip.demo import cpu_used, process_tree_cpu  # noqa: E402
+from recsys.cpu_time import cpu_snapshot, cpu_used  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.prepare import load_shop, split_positives  # noqa: E402
 from training.trainer import connect, fit  # noqa: E402
@@ -129,14 +129,14 @@ def train_and_test(data: Path, work: Path, name: str, protocol: str, args, seed:
     cfg = TrainConfig(data=data, out=work / f"model-{name}", storage_path=str(work / "runs"), name=name,
                       protocol=protocol, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                       seed=seed, log_every=100, **overrides)
-    started, cpu = time.perf_counter(), process_tree_cpu()
+    started, cpu = time.perf_counter(), cpu_snapshot()
     result = fit(cfg)
     model, table = TwoTower.from_pretrained(result.model_dir), load_item_table(result.model_dir)
     _, events, _, _ = load_shop(data)
     split = split_positives(cfg, events)
     evaluate = evaluate_cold_items if protocol == "cold" else evaluate_random_split
     report = evaluate(catalog_scorer(model, table, split.train), split, table.item_ids, ks=(10, 20))
-    seconds, cpu_s = time.perf_counter() - started, cpu_used(cpu, process_tree_cpu())
+    seconds, cpu_s = time.perf_counter() - started, cpu_used(cpu, cpu_snapshot())
     print(f"[quality] {name}: model ndcg@10 {report['model']['ndcg@10']:.4f} recall@10 "
           f"{report['model']['recall@10']:.4f} | popularity ndcg@10 {report['popularity']['ndcg@10']:.4f} "
           f"recall@10 {report['popularity']['recall@10']:.4f} | {len(result.metrics)} epochs, {seconds:.0f} s, "
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if parts in (["bpr"], ["ease"]):
         return reference_only(args, plan, parts[0])
     seeds = args.seeds or [args.seed]
-    started, cpu = time.perf_counter(), process_tree_cpu()
+    started, cpu = time.perf_counter(), cpu_snapshot()
     connect()
     with tempfile.TemporaryDirectory(prefix="serendip-quality-") as tmp:
         work = args.work_dir or Path(tmp)
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         if "ablation" in parts:
             results["ablation"] = ablation(work, data, args, ABLATION["quick" if args.quick else "full"])
     summary = {"quick": args.quick, "seconds": round(time.perf_counter() - started, 1),
-               "cpu_s": round(cpu_used(cpu, process_tree_cpu()), 1), **summarize(results, plan, args, seeds)}
+               "cpu_s": round(cpu_used(cpu, cpu_snapshot()), 1), **summarize(results, plan, args, seeds)}
     print(json.dumps(summary, default=str))
     return 0
 
