@@ -399,10 +399,15 @@ class BanditState:
         return len(serials)
 
     def tick(self) -> None:
-        """Periodic work: expiry, impression-log parts, time-based snapshots."""
+        """Periodic work: expiry, impression-log parts, time-based snapshots.
+
+        It runs on the replica's event loop (it changes the state and the WAL, which only the loop
+        touches); ``log_flush`` and ``snapshot`` in the stage timings say how long it holds the loop.
+        """
         self.expire()
         if self.log.due():
-            self._record({"t": "flush", "part": self.log.next_part})
+            with self.timed("log_flush"):
+                self._record({"t": "flush", "part": self.log.next_part})
         self.maybe_snapshot()
 
     def maybe_snapshot(self) -> bool:
@@ -410,7 +415,8 @@ class BanditState:
         since = self.lsn - self.snapshot_lsn
         overdue = since > 0 and self.clock() - self._last_snapshot_time >= self.config.snapshot_interval_s
         if since >= self.config.snapshot_every or overdue:
-            self.snapshot()
+            with self.timed("snapshot"):
+                self.snapshot()
             return True
         return False
 

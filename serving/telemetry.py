@@ -7,8 +7,8 @@ Stages (``serendip_stage_latency_ms{stage=...}``, and per replica in ``GET /stat
 ``stages_ms``): ``user_tower`` and ``retrieval`` (the scorer's batch, in its worker thread),
 ``scorer_batch`` (the whole batch), ``bandit_select`` (the policy's draws, in a worker thread),
 ``wal_append`` (logging a slate or a feedback event), ``wal_commit`` (waiting for the group
-commit's fsync), ``recommend`` and ``feedback`` (the ingress, end to end), ``embed_items``,
-``model_load``.
+commit's fsync), ``log_flush`` and ``snapshot`` (the bandit's periodic writes, on its event loop),
+``recommend`` and ``feedback`` (the ingress, end to end), ``embed_items``, ``model_load``.
 """
 
 from __future__ import annotations

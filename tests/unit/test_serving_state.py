@@ -2,6 +2,7 @@
 the reward window closes with reward 0, reconfiguration keeps posteriors, the log is the impressions table."""
 
 import asyncio
+import contextlib
 
 import numpy as np
 import pandas as pd
@@ -114,7 +115,10 @@ def test_the_window_closes_with_reward_zero_and_late_feedback_is_refused(tmp_pat
     assert state.stats()["pending_impressions"] == 0
     assert state.policies[("ts", "thompson")].n_updates == 4  # 1 click + 3 default zeros
     state.log.interval_s = 0
+    timed = []
+    state.timed = lambda stage: timed.append(stage) or contextlib.nullcontext()
     state.tick()
+    assert "log_flush" in timed  # the periodic write is a stage of its own in /stats
     log, decisions = read_served_log(tmp_path / "impressions")
     assert log["item_id"].tolist() == shown and log["position"].tolist() == [0, 1, 2, 3]
     assert log["reward"].tolist() == [0.0, 1.0, 0.0, 0.0]
