@@ -102,3 +102,15 @@ def test_verbose_shows_every_line_once(tmp_path):
     shown, _ = run_console(tmp_path, "verbose")
     assert "(pid=12) a Ray worker's line" in shown and "a C library's line" in shown
     assert len(shown) == len(set(shown)), shown
+
+
+def test_each_command_logs_into_its_runs_folder():
+    from serendip.cli import run_folder
+    from serving.config import ServeConfig
+    from training.config import TrainConfig
+    from tuning.exploration import ExplorationSweepConfig
+
+    assert run_folder(("train",), TrainConfig(storage_path="/x/runs", name="r1")) == Path("/x/runs/r1")
+    assert run_folder(("train",), TrainConfig(storage_path="s3://bucket/runs", name="r1")) == Path("runs/r1")
+    assert run_folder(("tune", "exploration"), ExplorationSweepConfig(out=Path("/o"), world=Path("/w"))) == Path("/o")
+    assert run_folder(("serve",), ServeConfig(model="m", state_dir=Path("/s"))) == Path("/s")
