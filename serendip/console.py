@@ -175,12 +175,12 @@ class Console:
         self._log.close()
 
     def _route(self, line: str) -> None:
+        if self.verbose:
+            self._write(line)
         with self._lock:
             readers = list(self._readers)
         used = any([reader(line) for reader in readers])
-        if self.verbose:
-            self._write(line)
-        elif not used and self.passthrough and line.startswith(self.passthrough):
+        if not self.verbose and not used and self.passthrough and line.startswith(self.passthrough):
             with self._lock:
                 self._held.append(line)
         if not _busy(readers):  # a result printed while a bar runs waits for the bar's last line
