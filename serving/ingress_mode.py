@@ -88,6 +88,9 @@ def ingress_env(mode: str, environ: dict[str, str] | None = None) -> dict[str, s
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(files / "server-state"),
         STATS_PORT: str(free_port()),
         METRICS_PORT: str(free_port()),
+        # Serve's controller kills a proxy not ready after 3 checks of 5 s; HAProxy's manager took longer
+        # than that to start at a load average of 40 on 2 cores, and the app never came up.
+        "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
     }
     return {**SWITCHES, **{name: value for name, value in wanted.items() if name not in environ}}
 

@@ -42,7 +42,7 @@ def test_starting_ray_sets_the_mode_only_while_ray_starts(monkeypatch):
 
     before = dict(os.environ)
     with ingress_mode.starting_ray("fast") as changes:
-        assert ingress_mode.running_mode() == "fast" and len(changes) == 8
+        assert ingress_mode.running_mode() == "fast" and len(changes) == 9
     assert dict(os.environ) == before  # nothing leaks into another Ray or a subprocess this process starts
     monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
     with ingress_mode.starting_ray("fast") as changes:  # a joined cluster keeps its own mode
