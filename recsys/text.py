@@ -1,7 +1,7 @@
 """How an item reads to the language model: one line of text per product.
 
 Training and serving both call :func:`render_items`, so the item tower sees the same words for a
-product at fine-tuning time and at request time (DESIGN.md, "one implementation of each idea").
+product at fine-tuning time and at request time (one implementation, so the two cannot drift apart).
 The line is ``title | category | brand | price band | key: value, ...``; missing fields are left
 out rather than written as "None", so a catalog without brands or prices still reads naturally.
 """

@@ -47,7 +47,7 @@ def serve(config) -> int:
     """``serendip serve``: start the local Ray with its token auth on (a 0600 token in the state dir,
     ``training.local_ray.init_ray``), then the app (``serving.app.serve_main`` joins that Ray).
 
-    Here and not in ``serving``, which may not import ``training`` (DESIGN.md); ``RAY_ADDRESS`` joins a
+    Here and not in ``serving``, which may not import ``training`` (imports point down); ``RAY_ADDRESS`` joins a
     cluster instead.
     """
     from serving import ingress_mode

@@ -1,4 +1,4 @@
-"""The HTTP shapes of DESIGN.md ("Interfaces users touch") with every bound of "Defaults that keep it safe".
+"""The HTTP shapes of the API (README, "HTTP API") with a bound on every field a client controls.
 
 A request outside a bound gets FastAPI's 422, whose ``detail[].loc`` names the field. Ids are
 int64 and strict (no bools, floats or numeric strings); pydantic already refuses strings with lone

@@ -1,6 +1,6 @@
 """The HTTP ingress: FastAPI behind Ray Serve, holding handles to the scorer and the bandit.
 
-Endpoints and shapes are DESIGN.md's "Interfaces users touch"; OpenAPI is at ``/docs``. Two
+Endpoints and shapes are in ``serving.api`` and the README's "HTTP API"; OpenAPI is at ``/docs``. Two
 guards run before any body is read: the bearer tokens (401/403) and a body-size cap (411/413).
 The shop's token (``SERENDIP_API_TOKEN``) guards /recommend, /feedback, /healthz and the docs; the
 operator's (``SERENDIP_OPERATOR_TOKEN``) guards writes and business data: PUT /items, /stats,

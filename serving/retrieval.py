@@ -2,7 +2,7 @@
 
 Ray-free; the Serve ``Scorer`` wraps it. The catalog's item vectors sit in memory; the user
 vector comes from the *cached* vectors of the history through the model's user tower, and BERT
-runs only for a free-text query (DESIGN.md, "The model"). Candidates are the top N by
+runs only for a free-text query, so a request costs no BERT pass otherwise. Candidates are the top N by
 ``user . item / temperature``, never an excluded item or one the user bought.
 """
 

@@ -9,7 +9,8 @@
 - **Added products.** ``serving.catalog.CatalogStore`` keeps each ``PUT /items`` batch as
   ``<state_dir>/catalog/v<version>.safetensors`` with the rows (items schema, as the request sent them)
   in the file's JSON metadata under ``"items"``; later versions win for a repeated id. The format is
-  CatalogStore's: this reader follows it without importing serving (DESIGN.md: imports point down).
+  CatalogStore's: this reader follows it without importing serving (imports point down: training never
+  imports serving).
 """
 
 from __future__ import annotations

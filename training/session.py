@@ -1,7 +1,7 @@
 """Where a training loop runs: inside a Ray Train worker group, or in one plain Python process.
 
 The loop talks only to a :class:`Session`, so the same ``train_loop`` serves ``TorchTrainer``,
-unit tests and anything else that wants one process and no Ray (DESIGN.md: Ray is a thin shell).
+unit tests and anything else that wants one process and no Ray (Ray stays a thin shell around the loop).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The three tables every layer shares: items, events and impressions (DESIGN.md, "Files").
+"""The three tables every layer shares: items, events and impressions, each as Parquet with one schema.
 
 Ids are int64 everywhere. Timestamps are UTC milliseconds. ``attributes`` is a JSON object of
 string keys and string values, stored as a string so that Parquet and CSV carry it alike.

@@ -1,6 +1,6 @@
 """The two-tower BERT recommender (Ray-free): item tower over text, user tower over cached item vectors.
 
-See DESIGN.md, "The model". Public names are re-exported here so callers write
+Public names are re-exported here so callers write
 ``from recsys.model import TwoTower, load_item_table``.
 """
 

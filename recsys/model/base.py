@@ -1,7 +1,7 @@
 """Where the item tower's pretrained encoder comes from: the default MiniLM-L6, any local or cached
 BERT-family checkpoint, or a tiny random one for tests.
 
-Loading rules (DESIGN.md, "Defaults that keep it safe"): ``trust_remote_code=False`` and
+Loading rules: ``trust_remote_code=False`` and
 safetensors weights only, so loading a model never runs code or unpickles anything.
 """
 

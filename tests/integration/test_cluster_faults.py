@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from serving import ingress_mode
+
 pytestmark = [pytest.mark.slow]
 
 HERE = Path(__file__).resolve()
@@ -49,6 +51,8 @@ def run_drill(name: str, workdir: Path, timeout_s: float) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAY_TMPDIR=tmp, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", HF_HUB_OFFLINE="1",
                PYTHONPATH=f"{PROJECT_ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}")
+    # Every node the drill starts runs Serve's fast ingress, as serendip serve and the RayService do.
+    env.update({k: v for k, v in ingress_mode.ingress_env("fast", env).items() if v is not None})
     proc = subprocess.Popen([sys.executable, str(HERE), name, str(workdir)], env=env, cwd=PROJECT_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

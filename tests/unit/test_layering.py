@@ -1,4 +1,4 @@
-"""recsys/ is the Ray-free core (DESIGN.md, "Layout"): no file imports Ray, and importing it all loads no Ray."""
+"""recsys/ is the Ray-free core: no file imports Ray, and importing it all loads no Ray."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_no_recsys_file_imports_ray():
     assert files, f"no Python files under {RECSYS}"
     offenders = [hit for path in files
                  for hit in ray_imports(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
-    assert not offenders, "recsys/ must not import Ray (DESIGN.md, Layout):\n" + "\n".join(offenders)
+    assert not offenders, "recsys/ must not import Ray (it is the Ray-free core):\n" + "\n".join(offenders)
 
 
 def test_the_ast_check_sees_every_import_form():

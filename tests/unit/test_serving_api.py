@@ -1,4 +1,4 @@
-"""Request bounds of the HTTP API (DESIGN.md, "Defaults that keep it safe"): each violation names its field."""
+"""Request bounds of the HTTP API: each violation names its field."""
 
 import pytest
 from pydantic import ValidationError
