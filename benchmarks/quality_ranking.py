@@ -24,7 +24,8 @@ the row), so rows compare designs, not the fully trained figures above.
     python benchmarks/bench_quality.py --task ranking           # the full run (CPU budget: 45 min)
     python benchmarks/bench_quality.py --task ranking --quick   # smoke run, a few minutes
     python benchmarks/bench_quality.py --task ranking --only ml100k --seeds 0 1 2   # the mean of 3 seeds
-    python benchmarks/bench_quality.py --task ranking --only ablation   # the ablation table alone (~25 min)
+    python benchmarks/bench_quality.py --task ranking --only ablation   # the ablation table alone (~40 CPU-min)
+    python benchmarks/bench_quality.py --task ranking --only ablation --ablation-data sim   # its simulated-shop half
     python benchmarks/bench_quality.py --task ranking --only ease --seed 0   # EASE alone, seconds, no Ray
     python benchmarks/bench_quality.py --task ranking --only ml100k --only cold --set negatives=catalog   # a design
 
@@ -51,6 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from recsys.cpu_time import cpu_snapshot, cpu_used  # noqa: E402
 from recsys.data import fetch_ml100k, load_recbole, write_table  # noqa: E402
 from recsys.metrics import evaluate_cold_items, evaluate_random_split  # noqa: E402
 from recsys.metrics.bpr import BPRConfig, train_bpr  # noqa: E402
@@ -58,7 +60,6 @@ from recsys.metrics.ease import RECBOLE_LAMBDA, EASEConfig, train_ease  # noqa: 
 from recsys.model import TwoTower, load_item_table  # noqa: E402
 from recsys.model.scoring import catalog_scorer  # noqa: E402
 from recsys.simulator import World, WorldConfig  # noqa: E402
-from recsys.cpu_time import cpu_snapshot, cpu_used  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.prepare import load_shop, split_positives  # noqa: E402
 from training.trainer import connect, fit  # noqa: E402
@@ -323,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("sim", "ml100k", "cold", "ablation", "bpr", "ease"), action="append",
                         help="run only these parts; bpr / ease: only that same-split reference on ml-100k (no Ray)")
     parser.add_argument("--ablation", action="store_true", help="add the ablation table to the parts that run")
+    parser.add_argument("--ablation-data", choices=("ml100k", "sim"), action="append",
+                        help="the ablation's datasets (default both; one each splits the table over two runs)")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
                         help="override a training setting of both ml-100k runs, warm and cold (a design to try), e.g. negatives=catalog")
     args = parser.parse_args(argv)
@@ -337,9 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="serendip-quality-") as tmp:
         work = args.work_dir or Path(tmp)
         data, results = {}, {}
-        if "sim" in parts or "ablation" in parts:
+        grid = ABLATION["quick" if args.quick else "full"]
+        grid = {**grid, "datasets": tuple(args.ablation_data or grid["datasets"])}
+        on = set(grid["datasets"]) if "ablation" in parts else set()
+        if "sim" in parts or "sim" in on:
             data["sim"] = sim_data(work, plan["sim"], args.seed)
-        if {"ml100k", "cold", "ablation"} & set(parts):
+        if {"ml100k", "cold"} & set(parts) or "ml100k" in on:
             data["ml100k"] = ml100k_data(work, args.cache_dir)
         if "sim" in parts:
             results["sim"] = train_and_test(data["sim"], work, "sim", "random", args, args.seed, **plan["sim"]["train"])
@@ -354,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             results["cold"] = train_and_test(data["ml100k"], work, "cold", "cold", args, args.seed,
                                              **{**plan["cold"]["train"], **args.set})
         if "ablation" in parts:
-            results["ablation"] = ablation(work, data, args, ABLATION["quick" if args.quick else "full"])
+            results["ablation"] = ablation(work, data, args, grid)
     summary = {"quick": args.quick, "seconds": round(time.perf_counter() - started, 1),
                "cpu_s": round(cpu_used(cpu, cpu_snapshot()), 1), **summarize(results, plan, args, seeds)}
     print(json.dumps(summary, default=str))
