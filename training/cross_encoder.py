@@ -7,10 +7,11 @@ and bf16 autocast on GPU), every worker talks to a ``training.session.Session``,
 checkpoints the reranker directory, which is exported to ``out``.
 
 A training pair is (behaviour, candidate, clicked or not): the positives are the training clicks
-(with their search query when they followed one), the negatives the products the shop showed that
-shopper without a click (the log's views), or random products where the log has none. Each step
-takes ``batch_size`` pairs, a share ``1 / (1 + negatives)`` of them positives, and minimises
-binary cross-entropy on the one logit.
+(with their search query when they followed one), and each click's negatives are products the shop
+showed that shopper without a click (the log's views; any shopper's where that one has none, random
+products where the log has none), read with the click's own behaviour text. Each step takes
+``batch_size`` pairs, a share ``1 / (1 + negatives)`` of them clicks, and minimises binary
+cross-entropy on the one logit.
 
     python -m training.cross_encoder --data data/shop --out models/reranker
 """
@@ -125,29 +126,54 @@ class Pairs:
     labels: torch.Tensor
 
 
-def step_pairs(positives: pd.DataFrame, negatives: pd.DataFrame, data: RunData, cfg: RerankerTrainConfig,
+@dataclass(frozen=True)
+class ShownNotClicked:
+    """The log's non-clicks grouped by user: what each shopper was shown and did not click."""
+
+    users: np.ndarray
+    """int64 (U,) sorted users with at least one non-click."""
+    starts: np.ndarray
+    counts: np.ndarray
+    items: np.ndarray
+    """int64 (N,) item ids, by user."""
+
+    @classmethod
+    def of(cls, negatives: pd.DataFrame) -> ShownNotClicked:
+        """Group the label-0 examples by user."""
+        ordered = negatives.sort_values("user_id", kind="stable")
+        users, starts, counts = np.unique(ordered["user_id"].to_numpy(np.int64), return_index=True, return_counts=True)
+        return cls(users, starts, counts, ordered["item_id"].to_numpy(np.int64))
+
+    def draw(self, users: np.ndarray, k: int, catalog: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(len(users), k) items each user was shown without a click; any non-click (or, with none
+        logged, any product) for a user who has none."""
+        slot = np.clip(np.searchsorted(self.users, users), 0, max(len(self.users) - 1, 0))
+        own = (self.users[slot] == users) if len(self.users) else np.zeros(len(users), bool)
+        pick = rng.random((len(users), k))
+        if not len(self.items):
+            return catalog[(pick * len(catalog)).astype(np.int64)]
+        start = np.where(own, self.starts[slot], 0)[:, None]
+        count = np.where(own, self.counts[slot], len(self.items))[:, None]
+        return self.items[start + (pick * count).astype(np.int64)]
+
+
+def step_pairs(positives: pd.DataFrame, shown: ShownNotClicked, data: RunData, cfg: RerankerTrainConfig,
                rng: np.random.Generator) -> Pairs:
-    """Behaviour and candidate texts of a step's clicked rows and, per click, ``cfg.negatives`` non-clicks."""
-    if len(negatives):
-        shown = negatives.iloc[rng.integers(0, len(negatives), len(positives) * cfg.negatives)]
-        neg_users, neg_items = shown["user_id"].to_numpy(np.int64), shown["item_id"].to_numpy(np.int64)
-        neg_pos = np.full(len(shown), -1)
-    else:  # no logged views: random products of the catalog
-        neg_users = np.repeat(positives["user_id"].to_numpy(np.int64), cfg.negatives)
-        neg_items = data.item_ids[rng.integers(0, len(data.item_ids), len(neg_users))]
-        neg_pos = np.full(len(neg_users), -1)
-    users = np.concatenate([positives["user_id"].to_numpy(np.int64), neg_users])
-    items = np.concatenate([positives["item_id"].to_numpy(np.int64), neg_items])
-    pos = np.concatenate([positives["pos"].to_numpy(np.int64), neg_pos])
-    queries = [None] * len(users)
-    if "query_row" in positives and data.query_texts:
-        for i, row in enumerate(positives["query_row"].to_numpy(np.int64)):
-            queries[i] = data.query_texts[row] if row >= 0 else None
-    rows, _, mask = data.history.gather(users, cfg.history_items, positions=pos, mode="others")
-    behaviours = [behaviour_text([data.texts[r] for r in rows[b][mask[b]]], queries[b]) for b in range(len(users))]
+    """A step's clicked rows and, per click, ``cfg.negatives`` products that shopper was shown without a
+    click, each paired with the click's own behaviour text (its search query included), so the pairs of
+    one behaviour differ only in the candidate."""
+    users = positives["user_id"].to_numpy(np.int64)
+    rows, _, mask = data.history.gather(users, cfg.history_items, positions=positives["pos"].to_numpy(np.int64),
+                                        mode="others")
+    query_rows = positives["query_row"].to_numpy(np.int64) if "query_row" in positives else np.full(len(users), -1)
+    behaviours = [behaviour_text([data.texts[r] for r in rows[b][mask[b]]],
+                                 data.query_texts[query_rows[b]] if query_rows[b] >= 0 else None)
+                  for b in range(len(users))]
+    negative_items = shown.draw(users, cfg.negatives, data.item_ids, rng)
+    items = np.concatenate([positives["item_id"].to_numpy(np.int64), negative_items.ravel()])
     candidates = [data.texts[r] for r in data.rows_of(data.item_ids, items)]
-    labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(neg_users))])
-    return Pairs(behaviours, candidates, labels)
+    labels = torch.cat([torch.ones(len(users)), torch.zeros(negative_items.size)])
+    return Pairs(behaviours + [b for b in behaviours for _ in range(cfg.negatives)], candidates, labels)
 
 
 def _session(config: dict, cfg: RerankerTrainConfig) -> Session:
@@ -175,7 +201,7 @@ def reranker_loop(config: dict, session: Session | None = None) -> dict:
     model = session.prepare_model(encoder)
     optimizer = torch.optim.AdamW([p for p in encoder.parameters() if p.requires_grad], lr=cfg.lr)
     examples = session.examples()
-    positives, negatives = examples[examples["label"] == 1], examples[examples["label"] == 0]
+    positives, shown = examples[examples["label"] == 1], ShownNotClicked.of(examples[examples["label"] == 0])
     per_step = max(1, cfg.batch_size // (1 + cfg.negatives))
     steps = int(session.all_reduce(torch.tensor([max(1, len(positives) // per_step)]), op="min").item())
     total = min(cfg.epochs * steps, cfg.max_steps or cfg.epochs * steps)
@@ -189,7 +215,7 @@ def reranker_loop(config: dict, session: Session | None = None) -> dict:
         for step in range(steps):
             if cfg.max_steps and state["global_step"] >= cfg.max_steps:
                 break
-            pairs = step_pairs(positives.iloc[order[step * per_step: (step + 1) * per_step]], negatives, data, cfg, rng)
+            pairs = step_pairs(positives.iloc[order[step * per_step: (step + 1) * per_step]], shown, data, cfg, rng)
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(state["global_step"], total, cfg.warmup)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu):

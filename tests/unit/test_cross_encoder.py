@@ -24,7 +24,7 @@ from serving.config import ServeConfig
 from serving.messages import Candidates, ScoreRequest
 from serving.scorer import load_reranker, rerank_candidates
 from training.config import TrainConfigError
-from training.cross_encoder import RerankerTrainConfig, reranker_loop, step_pairs
+from training.cross_encoder import RerankerTrainConfig, ShownNotClicked, reranker_loop, step_pairs
 from training.prepare import prepare
 from training.run_data import RunData
 from training.session import LocalSession
@@ -168,12 +168,19 @@ def test_training_pairs_and_a_few_steps_in_one_process(shop):
     prepared = prepare(cfg.train_config())
     data = RunData.load(prepared.uri)
     examples = pd.read_parquet(prepared.path("examples.parquet"))
-    positives, negatives = examples[examples["label"] == 1].head(2), examples[examples["label"] == 0]
-    pairs = step_pairs(positives, negatives, data, cfg, np.random.default_rng(0))
+    positives = examples[examples["label"] == 1].head(2)
+    shown = ShownNotClicked.of(examples[examples["label"] == 0])
+    pairs = step_pairs(positives, shown, data, cfg, np.random.default_rng(0))
     assert len(pairs.behaviours) == len(pairs.candidates) == 8 and pairs.labels.tolist() == [1, 1] + [0] * 6
+    assert pairs.behaviours[2:5] == [pairs.behaviours[0]] * 3  # a click's negatives read its behaviour
     searched = examples[examples["query_row"] >= 0].head(1)
-    with_query = step_pairs(searched, negatives, data, cfg, np.random.default_rng(0))
-    assert with_query.behaviours[0].startswith("search: " + data.query_texts[int(searched["query_row"].iloc[0])])
+    with_query = step_pairs(searched, shown, data, cfg, np.random.default_rng(0))
+    query = data.query_texts[int(searched["query_row"].iloc[0])]
+    assert all(b.startswith("search: " + query) for b in with_query.behaviours)
+    drawn = shown.draw(positives["user_id"].to_numpy(), 50, data.item_ids, np.random.default_rng(1))
+    for user, items in zip(positives["user_id"], drawn, strict=True):
+        own = examples[(examples["user_id"] == user) & (examples["label"] == 0)]["item_id"]
+        assert set(items) <= set(own)  # the user's own non-clicks when the log has some
     session = LocalSession(shop / "runs" / "local-reranker", prepared.path("examples.parquet"))
     result = reranker_loop({**cfg.to_dict(), "prepared": prepared.uri}, session)
     assert result["history"][-1]["step"] == 4 and np.isfinite(result["history"][-1]["loss"])
