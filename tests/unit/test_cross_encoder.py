@@ -189,3 +189,27 @@ def test_training_pairs_and_a_few_steps_in_one_process(shop):
     torch.manual_seed(cfg.seed)
     fresh = CrossEncoder.from_base(cfg.model_config())
     assert not torch.allclose(trained.model.classifier.weight, fresh.model.classifier.weight)
+
+
+def test_the_scorer_deployment_reranks_after_retrieval_in_its_scoring_thread(tmp_path, model, encoder, items):
+    """Scorer._candidates (what the Serve replica runs per batch): retrieval, then the rerank stage, timed."""
+    from serving.retrieval import Retriever
+    from serving.scorer import Scorer, ServedModel
+    from serving.telemetry import ServingMetrics
+
+    retriever = Retriever(model, model.item_table(items), retrieve_n=15, history_len=8)
+    served = ServedModel(tmp_path, retriever, None, None)
+    scorer = object.__new__(Scorer.func_or_class)  # the deployment's class, without a Serve replica
+    scorer.metrics = ServingMetrics()
+    ids = items["item_id"].tolist()
+    requests = [ScoreRequest(user_id=1, history=ids[:3], query="hiking boot"), ScoreRequest(user_id=2, history=ids[5:7])]
+    scorer.reranker = None
+    plain = scorer._candidates(served, requests)
+    scorer.reranker = Reranker(encoder, items, top_n=6)
+    reranked = scorer._candidates(served, requests)
+    for request, before, after in zip(requests, plain, reranked, strict=True):
+        assert np.array_equal(before.context.item_ids, after.context.item_ids)
+        expected = scorer.reranker.rerank(before.context, request.history, request.query)
+        assert np.array_equal(after.context.scores, expected.scores)
+    assert any(not np.array_equal(b.context.scores, a.context.scores) for b, a in zip(plain, reranked, strict=True))
+    assert scorer.metrics.stage_summary()["rerank"]["count"] == 1
