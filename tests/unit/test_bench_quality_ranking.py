@@ -53,3 +53,16 @@ def test_mean3_keys_need_three_seeds(seeds, mean3):
     assert summary["ml100k_ndcg10_mean3"] == mean3 and summary["ml100k_ease_ndcg10_mean3"] == 0.3
     assert summary["ml100k_ease_ndcg10"] == 0.3 and summary["ml100k_beats_ease_same_split"]
     assert summary.get("ml100k_beats_ease_mean3") == (None if mean3 is None else True)
+
+
+def test_sampled_cpu_counts_a_child_that_exits_inside_the_block():
+    # The shape of a Ray Train worker: it burns CPU and is gone before the block ends.
+    import subprocess
+    import time
+
+    with qr.SampledCPU(every=0.05) as cpu:
+        child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.process_time() + 0.6\n"
+                                  "while time.process_time() < end: pass\ntime.sleep(0.3)"])
+        child.wait()
+        time.sleep(0.1)
+    assert 0.4 <= cpu.seconds < 5.0
