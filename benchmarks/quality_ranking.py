@@ -24,7 +24,7 @@ the row), so rows compare designs, not the fully trained figures above.
     python benchmarks/bench_quality.py --task ranking           # the full run (CPU budget: 45 min)
     python benchmarks/bench_quality.py --task ranking --quick   # smoke run, a few minutes
     python benchmarks/bench_quality.py --task ranking --only ml100k --seeds 0 1 2   # the mean of 3 seeds
-    python benchmarks/bench_quality.py --task ranking --only ablation   # the ablation table alone (~40 CPU-min)
+    python benchmarks/bench_quality.py --task ranking --only ablation   # the ablation table alone (~2 h at load 40)
     python benchmarks/bench_quality.py --task ranking --only ablation --ablation-data sim   # its simulated-shop half
     python benchmarks/bench_quality.py --task ranking --only ease --seed 0   # EASE alone, seconds, no Ray
     python benchmarks/bench_quality.py --task ranking --only ml100k --only cold --set negatives=catalog   # a design
@@ -111,7 +111,8 @@ ABLATION = {
         # Steps of 256 per depth. 30 steps for every row left every model below popularity on ml-100k.
         # A fine-tuned layer runs forward and backward over the batch's items every step (a 6-layer
         # step costs ~10x a frozen one on 2 cores), so deeper rows get fewer steps: half an ml-100k
-        # epoch frozen, 60 steps at depth 2, 25 at depth 6; about 40 CPU-minutes for the table.
+        # epoch frozen, 60 steps at depth 2, 25 at depth 6 (ml-100k text-only: 268 CPU s). Each half of the
+        # table (--ablation-data) took about 55 min of wall time at a load average of 20-45 on 2 cores.
         "depth": {0: {"epochs": 1, "max_steps": 150}, 2: {"epochs": 1, "max_steps": 60},
                   6: {"epochs": 1, "max_steps": 25}},
     },
