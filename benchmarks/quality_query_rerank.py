@@ -20,7 +20,7 @@ fine-tuned on the same split with Ray Train (``training.cross_encoder``), both f
   ``rerank_cpu_ms_per_request`` the CPU milliseconds of this process (all its threads) meanwhile,
   which other load on the machine inflates less (``load_average`` says how busy it was).
 
-    python benchmarks/quality_query_rerank.py            # full: ~20 min of a busy 2-core CPU
+    python benchmarks/quality_query_rerank.py            # full: ~1 h on a busy 2-core CPU (~20 min idle)
     python benchmarks/quality_query_rerank.py --quick    # smoke run, a few minutes
 
 The last line is one JSON object with those keys, the settings and the seconds of each part.
@@ -58,16 +58,18 @@ from training.cross_encoder import RerankerTrainConfig, fit_reranker  # noqa: E4
 from training.prepare import load_shop, split_positives  # noqa: E402
 from training.trainer import connect, fit  # noqa: E402
 
-# The full run fits ~20 min of a shared 2-core CPU: MiniLM frozen in the two-tower (train_layers 0; the
-# projection, ID vectors and user tower learn, 2 epochs capped at 600 steps; fine-tuning one layer ran at
-# 41 samples/s on the busy machine, ~3 h for 4 epochs) and 150 steps of the cross-encoder (all 6 layers).
+# The full run: MiniLM frozen in the two-tower (train_layers 0; the projection, ID vectors and user tower
+# learn, 2 epochs capped at 600 steps; fine-tuning one layer ran at 41 samples/s on the busy machine, ~3 h
+# for 4 epochs) and 150 steps of the cross-encoder (all 6 layers). On a 2-core CPU shared with other runs
+# (load 30-50) training took ~40 min; the cross-encoder reads ~0.5-1 s of CPU per 20 pairs, so the
+# evaluation is held to ~300 held-out searches and 150 users.
 FULL = {
-    "world": {"users": 3000, "items": 1000, "days": 30}, "searches": 6000, "test_searches": 1000,
+    "world": {"users": 3000, "items": 1000, "days": 30}, "searches": 6000, "test_searches": 300,
     "train": {"epochs": 2, "max_steps": 600, "train_layers": 0, "dim": 64, "user_layers": 1, "lr": 3e-3,
               "patience": 0},
     "reranker": {"epochs": 1, "max_steps": 150, "batch_size": 32, "negatives": 3, "lr": 5e-5, "history_items": 5,
                  "max_len": 96},
-    "rerank_users": 300,
+    "rerank_users": 150,
 }
 QUICK = {
     "world": {"users": 300, "items": 150, "days": 20}, "searches": 300, "test_searches": 100,
