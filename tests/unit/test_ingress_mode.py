@@ -38,14 +38,20 @@ def test_fast_keeps_what_the_user_exported_and_default_removes_the_switches():
 def test_starting_ray_sets_the_mode_only_while_ray_starts(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("RAY_SERVE_THROUGHPUT_OPTIMIZED", "0")
-    import ray  # noqa: F401  (importing Ray sets variables of its own)
+    import ray  # importing Ray sets variables of its own
 
+    # As in a fresh `serendip serve`: no Ray in this process yet (the suite's own Ray may be up here).
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
     before = dict(os.environ)
     with ingress_mode.starting_ray("fast") as changes:
         assert ingress_mode.running_mode() == "fast" and len(changes) == 9
     assert dict(os.environ) == before  # nothing leaks into another Ray or a subprocess this process starts
     monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
     with ingress_mode.starting_ray("fast") as changes:  # a joined cluster keeps its own mode
+        assert changes == {} and ingress_mode.running_mode() == "default"
+    monkeypatch.delenv("RAY_ADDRESS")
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    with ingress_mode.starting_ray("fast") as changes:  # a Ray already up keeps the mode it started with
         assert changes == {} and ingress_mode.running_mode() == "default"
 
 
