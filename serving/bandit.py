@@ -80,7 +80,8 @@ class Bandit:
             await asyncio.sleep(TICK_S)
             try:
                 async with self.state.writing:
-                    self.state.tick()
+                    self.state.tick(snapshot=False)
+                await self.state.maybe_snapshot_async()  # only copying the state holds the loop
                 self.metrics.arms(self.state.experiments())
             except Exception:  # a failed tick must not stop future ticks; check_health reports it
                 log.exception("bandit: periodic work failed")

@@ -42,6 +42,7 @@ from recsys.data.schemas import EVENT_REWARDS
 from recsys.metrics.ab import ArmCounts, experiment_report
 from recsys.policies import Arm, Context, Feedback, Policy, make_policy
 from recsys.policies.linear import LinearPolicy
+from recsys.policies.state import copy_state
 from serving.config import ServeConfig
 from serving.experiments import assign_arm
 from serving.feedback_events import correct_reward, event_bit, upgraded
@@ -85,6 +86,8 @@ class BanditState:
         self.snapshot_lsn = self._restore(root)
         self.wal = WriteAheadLog(root / "wal", self.lsn + 1, config.wal_group_size, config.wal_group_wait_s)
         self._last_snapshot_time = clock()
+        self._snapshotting = False
+        """A snapshot's files are being written (``maybe_snapshot_async``); no second one starts meanwhile."""
         self.writing = asyncio.Lock()
         """Held by a draw in its worker thread until its slate is logged; every change on the loop takes it."""
         self.timed: Callable[[str], AbstractContextManager] = nullcontext
@@ -371,8 +374,7 @@ class BanditState:
         with self.timed("wal_commit"):
             await self.wal.commit(lsn)
         if status == "accepted":
-            async with self.writing:
-                self.maybe_snapshot()
+            await self.maybe_snapshot_async()
         return status
 
     async def use_model(self, version: str) -> bool:
@@ -398,8 +400,9 @@ class BanditState:
             self._record({"t": "exp", "serials": serials})
         return len(serials)
 
-    def tick(self) -> None:
-        """Periodic work: expiry, impression-log parts, time-based snapshots.
+    def tick(self, snapshot: bool = True) -> None:
+        """Periodic work: expiry, impression-log parts, time-based snapshots (unless ``snapshot`` is False: the
+        deployment writes them off the loop with ``maybe_snapshot_async``).
 
         It runs on the replica's event loop (it changes the state and the WAL, which only the loop
         touches); ``log_flush`` and ``snapshot`` in the stage timings say how long it holds the loop.
@@ -408,32 +411,78 @@ class BanditState:
         if self.log.due():
             with self.timed("log_flush"):
                 self._record({"t": "flush", "part": self.log.next_part})
-        self.maybe_snapshot()
+        if snapshot:
+            self.maybe_snapshot()
 
-    def maybe_snapshot(self) -> bool:
-        """Snapshot when ``snapshot_every`` records or ``snapshot_interval_s`` seconds have passed."""
+    def snapshot_due(self) -> bool:
+        """``snapshot_every`` records or ``snapshot_interval_s`` seconds have passed, and none is being written."""
         since = self.lsn - self.snapshot_lsn
         overdue = since > 0 and self.clock() - self._last_snapshot_time >= self.config.snapshot_interval_s
-        if since >= self.config.snapshot_every or overdue:
-            with self.timed("snapshot"):
-                self.snapshot()
-            return True
-        return False
+        return not self._snapshotting and (since >= self.config.snapshot_every or overdue)
 
-    def snapshot(self) -> Path:
-        """Write a snapshot covering every record so far, then drop the WAL segments it covers."""
+    def maybe_snapshot(self) -> bool:
+        """Snapshot now when one is due (the synchronous form: start-up, tests)."""
+        if not self.snapshot_due():
+            return False
+        with self.timed("snapshot"):
+            self.snapshot()
+        return True
+
+    async def maybe_snapshot_async(self) -> bool:
+        """Snapshot when one is due, holding the event loop only to copy the state (``snapshot``, a few ms);
+        the files are written in a worker thread (``snapshot_write``) while requests go on, and the WAL
+        segments it covers are dropped once it is on disk."""
+        async with self.writing:
+            if not self.snapshot_due():
+                return False
+            with self.timed("snapshot"):
+                lsn, write = self.begin_snapshot()
+        try:
+            with self.timed("snapshot_write"):
+                await asyncio.to_thread(write)
+        except BaseException:
+            self._snapshotting = False  # the WAL still holds everything; the next tick tries again
+            raise
+        async with self.writing:
+            self.end_snapshot(lsn)
+        return True
+
+    def begin_snapshot(self) -> tuple[int, Callable[[], Path]]:
+        """Rotate the WAL and copy what a snapshot holds; returns its lsn and the write, which needs no lock."""
         self.wal.rotate()
+        lsn = self.lsn
         header = {
-            "lsn": self.lsn, "arms": [a.as_mapping() for a in self.arms], "next_serial": self.next_serial,
+            "lsn": lsn, "arms": [a.as_mapping() for a in self.arms], "next_serial": self.next_serial,
             "last_ms": self.last_ms, "counts": {n: asdict(c) for n, c in self.counts.items()}, "log": self.log.state(),
             "model_version": self.model_version,
         }
-        path = write_snapshot(self.config.state_dir / "snapshots", self.lsn, header, self.policies,
-                              self.pending.to_records(), self.purchases.arrays())
-        self.wal.drop_through(self.lsn)
-        prune_snapshots(self.config.state_dir / "snapshots", keep=2)
-        self.snapshot_lsn = self.lsn
-        self._last_snapshot_time = self.clock()
+        policies = {key: copy_state(policy) for key, policy in self.policies.items()}
+        pending, purchases = self.pending.frozen(), self.purchases.arrays()
+        root = self.config.state_dir / "snapshots"
+        self._snapshotting, self._last_snapshot_time = True, self.clock()
+
+        def write() -> Path:
+            path = write_snapshot(root, lsn, header, policies, pending(), purchases)
+            prune_snapshots(root, keep=2)
+            return path
+
+        return lsn, write
+
+    def end_snapshot(self, lsn: int) -> None:
+        """The snapshot ``lsn`` is on disk: drop the WAL segments it covers."""
+        self.wal.drop_through(lsn)
+        self.snapshot_lsn = max(self.snapshot_lsn, lsn)  # an operator's snapshot may have finished meanwhile
+        self._snapshotting = False
+
+    def snapshot(self) -> Path:
+        """Write a snapshot covering every record so far, then drop the WAL segments it covers."""
+        lsn, write = self.begin_snapshot()
+        try:
+            path = write()
+        except BaseException:
+            self._snapshotting = False
+            raise
+        self.end_snapshot(lsn)
         return path
 
     def reconfigure(self, arms: list[Arm]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,13 +192,23 @@ class PendingStore:
 
     def to_records(self) -> list[dict]:
         """Every pending impression with its rewards so far, for a snapshot."""
-        out = []
-        for imp in self._by_serial.values():
-            r = imp.record()
-            r["rewards"] = encode_array(imp.rewards)
-            r["seen"] = [int(b) for b in imp.seen]
-            out.append(r)
-        return out
+        return self.frozen()()
+
+    def frozen(self) -> Callable[[], list[dict]]:
+        """``to_records`` as of now, to build later (in a worker thread): after an impression is made only its
+        ``rewards`` and ``seen`` change, so those are copied now and everything else is read later."""
+        kept = [(imp, imp.rewards.copy(), imp.seen.copy()) for imp in self._by_serial.values()]
+
+        def records() -> list[dict]:
+            out = []
+            for imp, rewards, seen in kept:
+                r = imp.record()
+                r["rewards"] = encode_array(rewards)
+                r["seen"] = [int(b) for b in seen]
+                out.append(r)
+            return out
+
+        return records
 
     @classmethod
     def from_records(cls, records: list[dict]) -> PendingStore:

@@ -1,7 +1,7 @@
 """Versioned snapshots of the bandit state: no pickle, written atomically, the newest two kept.
 
 A snapshot is a directory ``snapshots/<lsn>/`` holding each policy's state through
-``recsys.policies.save_state`` (arrays + JSON header), ``state.json`` (counters, arms, the
+``recsys.policies.state.write_state`` (arrays + JSON header), ``state.json`` (counters, arms, the
 impression-log cursor), ``pending.json`` (impressions still in their reward window) and
 ``arrays.npz`` (plain numeric arrays, loaded with ``allow_pickle=False``). It is written under a
 dot-name, fsynced and renamed, so a directory without the dot is complete.
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.policies import Policy, load_state, save_state
+from recsys.policies import Policy, load_state
+from recsys.policies.state import write_state
 from serving.wal import fsync_dir
 
 FORMAT_VERSION = 1
@@ -48,9 +49,13 @@ def _fsync_tree(directory: Path) -> None:
         fsync_dir(path)
 
 
-def write_snapshot(root: Path, lsn: int, header: dict, policies: dict[tuple[str, str], Policy],
+def write_snapshot(root: Path, lsn: int, header: dict, policies: dict[tuple[str, str], tuple[dict, dict]],
                    pending: list[dict], arrays: dict[str, np.ndarray]) -> Path:
-    """Write snapshot ``lsn`` under ``root`` atomically and return its directory."""
+    """Write snapshot ``lsn`` under ``root`` atomically and return its directory.
+
+    ``policies`` maps (arm, policy) to a state copied with ``recsys.policies.state.copy_state``, so the
+    writing may run in a worker thread while the policies learn on.
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{lsn:012d}"
@@ -58,8 +63,8 @@ def write_snapshot(root: Path, lsn: int, header: dict, policies: dict[tuple[str,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     files = []
-    for i, ((arm, name), policy) in enumerate(sorted(policies.items())):
-        path = save_state(policy, tmp / f"policy-{i:02d}.safetensors")
+    for i, ((arm, name), (state_arrays, state_header)) in enumerate(sorted(policies.items())):
+        path = write_state(state_arrays, state_header, tmp / f"policy-{i:02d}.safetensors")
         files.append({"arm": arm, "policy": name, "file": Path(path).name})
     state = {"format": FORMAT_VERSION, **header, "lsn": lsn, "policy_files": files}
     (tmp / "state.json").write_text(json.dumps(state, indent=1, allow_nan=False))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
@@ -21,10 +22,21 @@ HEADER_KEY = "serendip.policy"
 
 def save_state(policy: Policy, path: str | Path) -> Path:
     """Write ``policy.state_dict()`` to ``path`` (a ``.safetensors`` file), atomically."""
+    return write_state(*policy.state_dict(), path)
+
+
+def copy_state(policy: Policy) -> tuple[dict, dict]:
+    """``policy.state_dict()`` with its arrays copied: what ``write_state`` may write later, in another
+    thread, while the policy goes on learning."""
+    arrays, header = policy.state_dict()
+    return {name: np.array(a, copy=True) for name, a in arrays.items()}, json.loads(json.dumps(header))
+
+
+def write_state(arrays: dict, header: dict, path: str | Path) -> Path:
+    """Write a policy's (arrays, header) to ``path`` (a ``.safetensors`` file), atomically."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: policy state is saved as .safetensors; name the file *.safetensors")
-    arrays, header = policy.state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(arrays, str(tmp), metadata={HEADER_KEY: json.dumps(header, sort_keys=True)})

@@ -12,6 +12,7 @@ from clock import Clock
 from recsys.data.served_log import read_served_log
 from recsys.policies import Arm, Context
 from serving.bandit_state import BanditState, ExpiredImpression, UnknownImpression
+from serving.snapshot import read_snapshot
 from serving.config import ServeConfig
 from serving.messages import ArmRoute, FeaturesNeeded
 
@@ -66,6 +67,30 @@ def test_a_crashed_writer_is_replayed_to_the_acknowledged_state(tmp_path):
     for key in ("wal_lsn", "pending_impressions", "arms"):
         assert after[0][key] == before[0][key]
     assert after[1] == before[1]
+
+
+def test_a_snapshot_written_while_the_bandit_learns_holds_the_state_it_began_with(tmp_path):
+    """The deployment writes a snapshot's files in a worker thread while feedback goes on: the files hold
+    the state copied when it began, the WAL keeps what came after, and a restart replays to the
+    acknowledged state."""
+    clock, rng = Clock(), np.random.default_rng(7)
+    state = open_state(tmp_path, clock, snapshot_every=10**6)
+    acked = serve_and_feedback(state, rng, range(15))
+    lsn, write = state.begin_snapshot()
+    began = policy_arrays(state)
+    acked += serve_and_feedback(state, rng, range(15, 30))  # learning goes on; no second snapshot starts
+    assert policy_arrays(state) != began and not state.snapshot_due()
+    path = write()
+    state.end_snapshot(lsn)
+    written = read_snapshot(path)
+    assert written.lsn == lsn and state.snapshot_lsn == lsn
+    assert {key: {k: v.tolist() for k, v in p.state_dict()[0].items()} for key, p in written.policies.items()} == began
+    before = (state.stats(), policy_arrays(state))
+    crash(state)
+    again = open_state(tmp_path, clock, snapshot_every=10**6)
+    assert again.snapshot_lsn == lsn and again.replayed > 0
+    assert sum(a["counts"]["feedback"] for a in again.stats()["arms"]) == acked
+    assert policy_arrays(again) == before[1]
 
 
 def test_feedback_is_applied_once_per_impression_item_and_event(tmp_path):
